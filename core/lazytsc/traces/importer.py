@@ -1,0 +1,628 @@
+"""One streaming pass over a trace file: `import_trace(path) -> TraceResult`.
+
+Why one hand-inlined loop: traces run to 10^7-10^8 lines, so the per-line work is
+one regex search (`lines.LINE_RE`, which parses the header and the hot payloads
+together), integer arithmetic on the captured text and counter increments. Slow
+paths (comments, garbled lines, rare tracepoints) leave the loop through helpers.
+
+vCPU of a line (first rule that applies):
+  1. the `vcpu N` / `apicid N` / `vcpu_id N` field of the payload (kvm_exit since
+     5.5, kvm_entry, kvm_apic_accept_irq and kvm_eoi, whose `apicid` KVM fills with
+     `vcpu->vcpu_id`, kvm_hv_timer_state);
+  2. the host thread's name when it is QEMU's `CPU N/KVM`;
+  3. the vCPU of the latest kvm_entry printed by the same host thread (same
+     `COMM-PID` text before ` [CPU]`), since a vCPU thread only runs its own vCPU;
+  4. otherwise `unknown` (JSON key), -1 in the event log, and a warning.
+
+MSR-write exits: `kvm_exit` does not print ECX, so each msr-write exit is paired with
+the next `kvm_msr: msr_write` of the same vCPU (KVM traces it while handling that
+exit, before the next kvm_entry); an exit followed by kvm_entry/kvm_exit or the end
+of the trace without one counts as sub-reason `other`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import zlib
+from array import array
+from collections.abc import Iterable
+
+import numpy as np
+
+from ..eventlog import EventLog
+from ..taxonomy import (
+    BACKEND_HV,
+    LOCAL_TIMER_VECTOR,
+    MSR_IA32_TSC_DEADLINE,
+    Exit,
+    Kind,
+    MsrSub,
+    msr_sub_for,
+)
+from . import lines as L
+from . import perfstat, reasons
+from .accounting import (
+    N_COUNTERS,
+    ROW_ACCEPT_IRQ,
+    ROW_INJ_VIRQ,
+    SUB_BASE,
+    UNKNOWN_VCPU,
+    TraceAccounting,
+    exits_dict,
+)
+from .errors import TraceError
+from .source import open_text
+
+_SCALE = tuple(10 ** (9 - k) for k in range(10))
+_INT64_MAX = (1 << 63) - 1
+_SUB_OTHER = SUB_BASE + int(MsrSub.OTHER)
+_EXIT_KIND = {
+    int(Exit.INTR): int(Kind.HOST_IRQ),
+    int(Exit.HALT): int(Kind.HLT),
+    int(Exit.PREEMPTION_TIMER): int(Kind.TIMER_FIRE),
+    int(Exit.CPUID): int(Kind.CPUID),
+}
+_MSR_KIND = {
+    int(MsrSub.TSC_DEADLINE): int(Kind.WRMSR_TSC_DEADLINE),
+    int(MsrSub.APIC_ICR): int(Kind.WRMSR_ICR),
+    int(MsrSub.APIC_EOI): int(Kind.WRMSR_EOI),
+    int(MsrSub.PV_LAZY): int(Kind.WRMSR_PV),
+    int(MsrSub.OTHER): int(Kind.NOTE),
+}
+
+
+def _msr_row(sub: int, msr: int, value: int, fault: bool) -> tuple[int, int, int]:
+    """(kind, a, b) of an MSR write row, with a/b as taxonomy.KIND_FIELDS names them."""
+    kind = _MSR_KIND[sub]
+    if sub == MsrSub.TSC_DEADLINE:
+        return kind, value, 0
+    if sub == MsrSub.APIC_ICR:
+        return kind, value >> 32, value & 0xFF  # x2APIC ICR: destination in bits 63:32
+    if sub == MsrSub.APIC_EOI:
+        return kind, 0, 0
+    if sub == MsrSub.PV_LAZY:
+        return kind, value, 0 if fault else 1
+    return kind, msr, value  # NOTE of an msr-write exit: a=MSR number, b=value
+
+
+def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None:
+    """The hot loop. Returns (line number, line) where a perf kvm stat table starts, if so."""
+    search = L.LINE_RE.search
+    payloads = L.PAYLOADS
+    vcpus = acc.vcpus
+    new_counters = acc.counters
+    name_vcpu = acc.thread_name_vcpu
+    entry_vcpu = acc.thread_entry_vcpu
+    reason_codes = acc.reason_codes
+    classify = acc.classify
+    other_reasons = acc.other_reasons
+    deadline_t = acc.deadline_t
+    deadline_v = acc.deadline_v
+    thread_vcpu = L.thread_vcpu
+    msr_subs: dict[int, int] = {}
+    pending: dict[int, int] = {}  # vcpu -> row index of an msr-write exit awaiting kvm_msr
+    tp: dict[str, int] = acc.tracepoints
+    scale = _SCALE
+    svm_msr = reasons.SVM_MSR
+    ex_msr_write = int(Exit.MSR_WRITE)
+    ex_msr_read = int(Exit.MSR_READ)
+    ex_other = int(Exit.OTHER)
+    sub_other = _SUB_OTHER
+    timer_vec = LOCAL_TIMER_VECTOR
+    deadline_msr = MSR_IA32_TSC_DEADLINE
+    keep = acc.rows is not None
+    if keep:
+        rows = acc.rows
+        assert rows is not None
+        r_time, r_vcpu, r_kind = rows["time"], rows["vcpu"], rows["kind"]
+        r_exit, r_sub, r_a, r_b = rows["exit"], rows["sub"], rows["a"], rows["b"]
+        exit_kind = _EXIT_KIND
+        note = int(Kind.NOTE)
+
+    lineno = acc.lines
+    parsed = 0
+    n_exit = n_msr = n_entry = 0
+    perf_n = flags_n = plain_n = 0
+    first: int | None = None
+    prev = tmin = tmax = 0
+    nonmono = 0
+    unpaired = nomsr = reads = faults = clamped = 0
+    table_start: tuple[int, str] | None = None
+    t = 0
+
+    for line in stream:
+        lineno += 1
+        m = search(line)
+        if m is None:
+            if _unmatched(acc, lineno, line, parsed + n_exit + n_msr + n_entry):
+                table_start = (lineno, line)
+                break
+            continue
+        (cpu, flags, sec, frac, sys, xv, reason, i1, i1o, mw, msrhex, val, gp, ev,
+         oname, opayload) = m.groups()
+        # -- time: integer ns, never through a float --------------------------------
+        if frac is not None:
+            k = len(frac)
+            t = int(sec + frac) * scale[k] if k <= 9 else L.timestamp_ns(sec, frac)
+        else:
+            t = int(sec) * 1_000_000_000
+            acc.integer_timestamps += 1
+        if first is None:
+            first = prev = tmin = tmax = t
+        elif t < prev:
+            nonmono += 1
+            if prev > tmax:
+                tmax = prev
+            if t < tmin:
+                tmin = t
+        prev = t
+        if sys is not None:
+            perf_n += 1
+        elif flags is not None:
+            flags_n += 1
+        else:
+            plain_n += 1
+
+        if reason is not None:
+            # ---- kvm_exit ----------------------------------------------------------
+            n_exit += 1
+            if xv is not None:
+                v = int(xv)
+            else:
+                key = line[: m.start()]
+                v = name_vcpu.get(key)
+                if v is None:
+                    v = name_vcpu[key] = thread_vcpu(key)
+                if v < 0:
+                    v = entry_vcpu.get(key, -1)
+            code = reason_codes.get(reason)
+            if code is None:
+                code = classify(reason)
+            if code == svm_msr:  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
+                code = ex_msr_write if int(i1 if i1 is not None else i1o, 16) & 1 else ex_msr_read
+            c = vcpus.get(v)
+            if c is None:
+                c = new_counters(v)
+            c[code] += 1
+            if pending and v in pending:
+                del pending[v]
+                c[sub_other] += 1
+                nomsr += 1
+            if code == ex_other:
+                other_reasons[reason] = other_reasons.get(reason, 0) + 1
+            if keep:
+                idx = len(r_time)
+                r_time.append(t)
+                r_vcpu.append(v)
+                r_exit.append(code)
+                if code == ex_msr_write:
+                    r_kind.append(note)
+                    r_sub.append(int(MsrSub.OTHER))
+                    r_a.append(0)
+                    r_b.append(0)
+                else:
+                    r_kind.append(exit_kind.get(code, note))
+                    r_sub.append(-1)
+                    r_a.append(acc.note_index(reason) if code == ex_other else 0)
+                    r_b.append(BACKEND_HV if code == Exit.PREEMPTION_TIMER else 0)
+            else:
+                idx = -1
+            if code == ex_msr_write:
+                pending[v] = idx
+        elif mw is not None:
+            # ---- kvm_msr -----------------------------------------------------------
+            n_msr += 1
+            if mw != "w":
+                reads += 1
+                continue
+            key = line[: m.start()]
+            v = name_vcpu.get(key)
+            if v is None:
+                v = name_vcpu[key] = thread_vcpu(key)
+            if v < 0:
+                v = entry_vcpu.get(key, -1)
+            msr = int(msrhex, 16)
+            value = int(val, 16)
+            if value > _INT64_MAX:
+                value = _INT64_MAX
+                clamped += 1
+            sub = msr_subs.get(msr)
+            if sub is None:
+                sub = msr_subs[msr] = int(msr_sub_for(msr))
+            if gp is not None:
+                faults += 1
+            if pending and v in pending:
+                idx = pending.pop(v)
+                vcpus[v][SUB_BASE + sub] += 1
+                if keep:
+                    kind, a, b = _msr_row(sub, msr, value, gp is not None)
+                    r_kind[idx] = kind
+                    r_sub[idx] = sub
+                    r_a[idx] = a
+                    r_b[idx] = b
+            else:
+                unpaired += 1
+                if keep:
+                    kind, a, b = _msr_row(sub, msr, value, gp is not None)
+                    r_time.append(t)
+                    r_vcpu.append(v)
+                    r_kind.append(kind)
+                    r_exit.append(-1)
+                    r_sub.append(-1)
+                    r_a.append(a)
+                    r_b.append(b)
+            if msr == deadline_msr and gp is None:
+                dt = deadline_t.get(v)
+                if dt is None:
+                    dt = deadline_t[v] = array("q")
+                    deadline_v[v] = array("q")
+                dt.append(t)
+                deadline_v[v].append(value)
+        elif ev is not None:
+            # ---- kvm_entry ---------------------------------------------------------
+            n_entry += 1
+            v = int(ev)
+            entry_vcpu[line[: m.start()]] = v
+            if pending and v in pending:
+                del pending[v]
+                vcpus[v][sub_other] += 1
+                nomsr += 1
+        else:
+            # ---- every other tracepoint ------------------------------------------------
+            grammar = payloads.get(oname)
+            if grammar is None:
+                if oname in L.HOT_EVENTS:
+                    acc.skip(lineno, L.diagnose(oname, opayload))
+                else:
+                    acc.unknown(oname)
+                continue
+            p = grammar.match(opayload)
+            if p is None:
+                acc.skip(lineno, L.diagnose(oname, opayload))
+                continue
+            tp[oname] = tp.get(oname, 0) + 1
+            parsed += 1
+            if oname == "kvm_apic_accept_irq":
+                apicid, vec, _mode, _trig, coalesced = p.groups()
+                acc.accept_lines += 1
+                if int(vec) == timer_vec:
+                    if coalesced is not None:
+                        acc.coalesced += 1
+                        continue
+                    v = int(apicid, 16)
+                    _irq(acc.accept_t, v, t)
+                    if keep:
+                        _irq_row(rows, t, v, ROW_ACCEPT_IRQ)
+            elif oname == "kvm_inj_virq":
+                irq, how, hexvec, _reinjected = p.groups()
+                acc.inj_lines += 1
+                vec = int(irq) if irq is not None else int(hexvec, 16)
+                if vec == timer_vec and how != "Soft/INTn":
+                    key = line[: m.start()]
+                    v = name_vcpu.get(key)
+                    if v is None:
+                        v = name_vcpu[key] = thread_vcpu(key)
+                    if v < 0:
+                        v = entry_vcpu.get(key, -1)
+                    _irq(acc.inj_t, v, t)
+                    if keep:
+                        _irq_row(rows, t, v, ROW_INJ_VIRQ)
+            elif oname == "kvm_eoi":
+                if int(p.group(2)) == timer_vec:
+                    acc.timer_eois += 1
+            elif oname == "kvm_apic_ipi":
+                acc.ipis += 1
+            elif oname == "kvm_hv_timer_state":
+                if int(p.group(2), 16):
+                    acc.hv_timer_on += 1
+                else:
+                    acc.hv_timer_off += 1
+
+    # pending msr-write exits at the end of the trace never saw their kvm_msr
+    for v in pending:
+        vcpus[v][sub_other] += 1
+        nomsr += 1
+    pending.clear()
+    acc.lines = lineno
+    acc.parsed += parsed + n_exit + n_msr + n_entry
+    for name, n in (("kvm_exit", n_exit), ("kvm_msr", n_msr), ("kvm_entry", n_entry)):
+        if n:
+            tp[name] = tp.get(name, 0) + n
+    acc.entries += n_entry
+    acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
+    acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
+    acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n
+    if first is not None:
+        if acc.first_ns is None:
+            acc.first_ns = first
+            acc.min_ns = tmin
+            acc.max_ns = max(tmax, prev)
+        else:
+            acc.min_ns = min(acc.min_ns, tmin)
+            acc.max_ns = max(acc.max_ns, tmax, prev)
+    acc.nonmonotonic += nonmono
+    acc.unpaired_msr_writes += unpaired
+    acc.msr_exits_without_msr += nomsr
+    acc.msr_reads += reads
+    acc.msr_faults += faults
+    acc.deadline_values_clamped += clamped
+    return table_start
+
+
+def _irq(times: dict[int, array], vcpu: int, t: int) -> None:
+    arr = times.get(vcpu)
+    if arr is None:
+        arr = times[vcpu] = array("q")
+    arr.append(t)
+
+
+def _irq_row(rows: dict[str, array], t: int, vcpu: int, kind: int) -> None:
+    rows["time"].append(t)
+    rows["vcpu"].append(vcpu)
+    rows["kind"].append(kind)
+    rows["exit"].append(-1)
+    rows["sub"].append(-1)
+    rows["a"].append(0)
+    rows["b"].append(0)
+
+
+def _unmatched(acc: TraceAccounting, lineno: int, line: str, events_so_far: int) -> bool:
+    """A line without an event header. True when a perf kvm stat table starts here."""
+    if L.is_preamble(line):
+        acc.ignored += 1
+        stripped = line.lstrip()
+        if stripped.startswith("# tracer:"):
+            acc.file_hint = L.STYLE_FTRACE
+        elif stripped.startswith("cpus=") and lineno <= 3:
+            acc.file_hint = L.STYLE_TRACE_CMD
+        return False
+    lost = L.LOST_RE.match(line)
+    if lost is not None:
+        acc.ignored += 1
+        acc.lost_event_lines += 1
+        acc.lost_events += int(lost.group(2) or lost.group(3))
+        return False
+    if events_so_far == 0 and perfstat.starts_output(line):
+        return True
+    acc.skip(lineno, L.diagnose_header(line))
+    return False
+
+
+def _scan_perf_stat(
+    start: tuple[int, str], stream: Iterable[str], acc: TraceAccounting
+) -> None:
+    """The rest of a `perf kvm stat` file from its first line `start` on: tables into the
+    same counters (vCPU -1 = all vCPUs, unless the table is for one)."""
+    parser = perfstat.PerfStatParser()
+    lineno, line = start
+    parser.feed(lineno, line)
+    for line in stream:
+        lineno += 1
+        parser.feed(lineno, line)
+    parser.finish(acc.path)
+    acc.lines = lineno
+    acc.parsed += parser.parsed
+    acc.ignored += parser.lines - parser.parsed - len(parser.skipped)
+    for where, why in parser.skipped:
+        acc.skip(where, why)
+    acc.warnings.extend(parser.warnings)
+    acc.format = "perf-kvm-stat"
+    tables = [t for t in parser.tables if t.kind == perfstat.VMEXIT_TABLE]
+    svm_msr_rows = 0
+    for table in tables:
+        vcpu = table.vcpu if table.vcpu is not None else UNKNOWN_VCPU
+        c = acc.counters(vcpu)
+        for row in table.rows:
+            code = reasons.classify_perf_stat(row.name)
+            c[code] += row.samples
+            if code == Exit.MSR_WRITE:
+                c[_SUB_OTHER] += row.samples
+                if row.name == "msr":
+                    svm_msr_rows += row.samples
+            elif code == Exit.OTHER:
+                acc.other_reasons[row.name] = acc.other_reasons.get(row.name, 0) + row.samples
+    if any(c[int(Exit.MSR_WRITE)] for c in acc.vcpus.values()):
+        acc.warn(
+            "perf kvm stat does not print MSR numbers: msr-write sub-reasons are unknown and"
+            " counted as `other` (record kvm:kvm_exit and kvm:kvm_msr to split them)"
+        )
+    if svm_msr_rows:
+        acc.warn(
+            f"AMD `msr` rows ({svm_msr_rows} samples) count RDMSR and WRMSR together: all"
+            " counted as msr-write"
+        )
+    acc.perf_stat = {
+        "tables": len(tables),
+        "total_samples": sum(
+            t.total_samples if t.total_samples is not None and t.total_samples >= 0
+            else t.rows_sum()
+            for t in tables
+        ),
+        "rows_sum": sum(t.rows_sum() for t in tables),
+        "total_time_us": sum(t.total_time_us or 0.0 for t in tables),
+        "lost_events": sum(t.lost_events for t in tables),
+    }
+    if not tables:
+        acc.warn("no VM-EXIT table found in the perf kvm stat output")
+
+
+def _finish(acc: TraceAccounting) -> None:
+    """Format detection and the warnings a user must see next to the numbers."""
+    if acc.perf_stat is None:
+        perf = acc.styles.get(L.STYLE_PERF, 0)
+        flags = acc.styles.get("flags", 0)
+        plain = acc.styles.get("plain", 0)
+        by_style: dict[str, int] = {}
+        if acc.file_hint is not None:
+            by_style[acc.file_hint] = flags + plain
+        else:
+            by_style[L.STYLE_FTRACE] = flags
+            by_style[L.STYLE_TRACE_CMD] = plain
+        by_style[L.STYLE_PERF] = perf
+        seen = {name: n for name, n in by_style.items() if n}
+        if len(seen) == 1:
+            acc.format = next(iter(seen))
+        elif len(seen) > 1:
+            acc.format = "mixed"
+            detail = ", ".join(f"{name} {n}" for name, n in sorted(seen.items()))
+            acc.warn(f"lines of several tools in one file ({detail}): all were read")
+    if acc.nonmonotonic:
+        acc.warn(
+            f"{acc.nonmonotonic} lines have a timestamp earlier than the line before (reordered,"
+            " e.g. trace_pipe across CPUs): counts are unaffected, times are sorted for the"
+            " timeline and the what-if"
+        )
+    if acc.integer_timestamps:
+        acc.warn(
+            f"{acc.integer_timestamps} timestamps have no fraction (trace clock counter or"
+            " x86-tsc?): taken as ns"
+        )
+    unknown = acc.vcpus.get(UNKNOWN_VCPU)
+    if unknown is not None and acc.perf_stat is None and any(unknown):
+        n = sum(unknown[: SUB_BASE])
+        acc.warn(
+            f"{n} exits could not be attributed to a vCPU (no `vcpu N` field, no `CPU N/KVM`"
+            " thread name, no earlier kvm_entry on the thread): counted under `unknown`"
+        )
+    if acc.msr_exits_without_msr:
+        acc.warn(
+            f"{acc.msr_exits_without_msr} msr-write exits had no following kvm_msr line:"
+            " sub-reason `other` (record kvm:kvm_msr to split them)"
+        )
+    if acc.lost_events or acc.lost_event_lines:
+        acc.warn(
+            f"the tracer lost {acc.lost_events} events ({acc.lost_event_lines} LOST/DROPPED"
+            " markers): counts are lower bounds"
+        )
+    if acc.coalesced:
+        acc.warn(f"{acc.coalesced} timer interrupts were coalesced (not counted as interrupts)")
+    if acc.deadline_values_clamped:
+        acc.warn(
+            f"{acc.deadline_values_clamped} MSR values above 2^63-1 were clamped to it"
+        )
+    if acc.perf_stat is None and acc.parsed and not acc.tracepoints.get("kvm_exit"):
+        acc.warn("no kvm_exit lines: exit counts are zero (record the kvm:kvm_exit tracepoint)")
+
+
+def run_import(path: str | os.PathLike[str], keep_events: bool = False) -> TraceAccounting:
+    """Read the whole file once into a TraceAccounting (raises TraceError on bad input)."""
+    name = os.fspath(path)
+    acc = TraceAccounting(name, keep_events=keep_events)
+    stream, gz = open_text(path)
+    acc.compressed = gz
+    with stream:
+        try:
+            start = _scan(stream, acc)
+            if start is not None:
+                _scan_perf_stat(start, stream, acc)
+        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
+            if acc.lines == 0 and acc.parsed == 0:
+                raise TraceError(f"{name}:1: content: expected readable data ({exc})") from None
+            acc.warn(f"input ends early after line {acc.lines} ({exc}): the rest is missing")
+        except UnicodeError as exc:  # pragma: no cover - errors="replace" prevents it
+            raise TraceError(f"{name}:{acc.lines}: content: expected UTF-8 text ({exc})") from None
+    _finish(acc)
+    if acc.parsed == 0 and not any(acc.unknown_events.values()):
+        if acc.skip_examples:
+            line, why = acc.skip_examples[0]
+            raise TraceError(f"{name}:{line}: {why}")
+        raise TraceError(
+            f"{name}:1: content: expected ftrace, trace-cmd report or perf script event lines,"
+            " or a perf kvm stat table; found none"
+        )
+    return acc
+
+
+class TraceResult:
+    """An imported trace: summary JSON, per-vCPU arrays, and the event log on demand."""
+
+    def __init__(self, acc: TraceAccounting) -> None:
+        self.acc = acc
+        self.path = acc.path
+        self._log: EventLog | None = None
+
+    @property
+    def format(self) -> str:
+        return self.acc.format
+
+    @property
+    def vcpus(self) -> list[int]:
+        """vCPUs that appear in the trace (-1: events not attributable to one)."""
+        keys = set(self.acc.vcpus) | set(self.acc.deadline_t) | set(self.acc.irq_times())
+        return sorted(keys)
+
+    def summary(self) -> dict[str, object]:
+        """The `lazytsc trace --json` object (see accounting.TraceAccounting.summary)."""
+        return self.acc.summary()
+
+    def exits(self) -> dict[str, object]:
+        """The `exits` object alone (total, by_reason, msr_write)."""
+        return exits_dict(self.acc.total_counters())
+
+    def vcpu_exits(self, vcpu: int) -> dict[str, object]:
+        return exits_dict(self.acc.vcpus.get(vcpu, [0] * N_COUNTERS))
+
+    def deadline_writes(self, vcpu: int) -> tuple[np.ndarray, np.ndarray]:
+        """(time_ns, value) of the vCPU's accepted MSR 0x6e0 writes, int64, sorted by time.
+
+        Times are relative to the earliest line of the trace (the event log's zero);
+        values are the guest TSC deadlines as written.
+        """
+        return self._series(self.acc.deadline_t.get(vcpu), self.acc.deadline_v.get(vcpu))
+
+    def timer_interrupts(self, vcpu: int) -> np.ndarray:
+        """Times (ns, same zero as deadline_writes) of the vCPU's timer-vector interrupts."""
+        return self._series(self.acc.irq_times().get(vcpu), None)[0]
+
+    def _series(
+        self, times: array | None, values: array | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if times is None or not len(times):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        t = np.frombuffer(times, dtype=np.int64) - self.acc.min_ns
+        v = (
+            np.frombuffer(values, dtype=np.int64).copy()
+            if values is not None
+            else np.zeros(0, dtype=np.int64)
+        )
+        if len(t) > 1 and np.any(t[1:] < t[:-1]):
+            order = np.argsort(t, kind="stable")
+            t = t[order]
+            if len(v):
+                v = v[order]
+        return t, v
+
+    def to_eventlog(self) -> EventLog:
+        """The trace as an EventLog the GUI draws like a simulated run.
+
+        Rows: one per kvm_exit (kind by reason: HLT, HOST_IRQ, TIMER_FIRE for the
+        preemption timer, CPUID, WRMSR_* by MSR for msr-write, NOTE otherwise with
+        a = index into `note_names` for `other` exits, a = MSR and b = value for
+        other MSRs), one per kvm_msr write without an exit (exit = -1), one
+        GUEST_TIMER_IRQ per timer-vector interrupt, and a final END. Built on first
+        call by a second pass over the file unless the import kept the rows.
+        """
+        if self._log is None:
+            acc = self.acc if self.acc.rows is not None else run_import(self.path, True)
+            self._log = EventLog.from_columns(acc.to_columns())
+            if acc is not self.acc:
+                self.acc.note_names[:] = acc.note_names
+        return self._log
+
+    @property
+    def note_names(self) -> list[str]:
+        """Raw exit-reason names that NOTE rows of `other` exits index with column a."""
+        return self.acc.note_names
+
+
+def import_trace(path: str | os.PathLike[str], keep_events: bool = False) -> TraceResult:
+    """Import a recorded KVM trace (text, optionally gzip) in one streaming pass.
+
+    Raises TraceError (`FILE:LINE: field: what was expected`) when the file is
+    missing, unreadable, binary or holds no trace at all; garbled lines inside a
+    trace are only counted (`skipped`) with the first few reasons kept.
+    With keep_events the event-log rows are collected during the same pass
+    (about 30 bytes per row) so `to_eventlog()` needs no second pass.
+    """
+    return TraceResult(run_import(path, keep_events))

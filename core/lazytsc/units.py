@@ -1,0 +1,48 @@
+"""Durations: integers are nanoseconds; strings carry a unit ("250us", "1.5ms", "2s").
+
+Parsed with integer arithmetic on the decimal digits so "1.5ms" is exactly
+1_500_000 ns: event ordering never sees a float.
+"""
+
+from __future__ import annotations
+
+import re
+
+_UNITS_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_DURATION = re.compile(r"^\s*(\d+)(?:\.(\d+))?\s*(ns|us|µs|ms|s)\s*$")
+
+
+def parse_duration(value: object) -> int:
+    """Return nanoseconds for an int (ns) or a string with a unit; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("a duration: an integer of ns or a string like \"250us\"")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration >= 0")
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError('a duration like "250us", "1.5ms", "2s" or an integer of ns')
+        whole, frac, unit = match.groups()
+        scale = _UNITS_NS[unit]
+        ns = int(whole) * scale
+        if frac:
+            num = int(frac) * scale
+            den = 10 ** len(frac)
+            if num % den:
+                raise ValueError(f"a duration that is a whole number of ns (got {value!r})")
+            ns += num // den
+        return ns
+    raise ValueError('a duration: an integer of ns or a string like "250us"')
+
+
+def format_ns(ns: int) -> str:
+    """Short human form for tables and the status bar (not parsed back)."""
+    if ns >= 1_000_000_000:
+        return f"{ns / 1e9:.6g}s"
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.6g}ms"
+    if ns >= 1_000:
+        return f"{ns / 1e3:.6g}us"
+    return f"{ns}ns"

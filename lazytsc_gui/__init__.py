@@ -1,0 +1,1 @@
+"""The lazytsc desktop app (PySide6 + pyqtgraph)."""

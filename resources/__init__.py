@@ -1,0 +1,1 @@
+"""Built-in scenarios, icons and demo texts, shipped as package data (see lazytsc.resources)."""
