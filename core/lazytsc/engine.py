@@ -70,10 +70,11 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
         self.script: list[ScriptOp] = list(scenario.script)
         self.vcpus = [Vcpu(i, cfg, run.seed) for i, cfg in enumerate(run.vcpus)]
         self.handlers: list[Callable[[Vcpu | None, Any], None]] = []
-        self.H_TIMER_FIRE = self.register(self._timer_fire)
-        self.H_DELIVER_TIMER = self.register(self._deliver_timer)
+        self.guest_side: list[bool] = []
+        self.H_TIMER_FIRE = self.register(self._timer_fire, guest=False)
+        self.H_DELIVER_TIMER = self.register(self._deliver_timer, guest=False)
+        self.H_WAKE = self.register(self._do_wake, guest=False)
         self.H_DELIVER_IPI = self.register(self._deliver_ipi)
-        self.H_WAKE = self.register(self._do_wake)
         self.H_SCRIPT = self.register(self._script_op)
         self.H_HOST_IRQ = self.register(self._host_irq)
         self.H_BOOT = self.register(self._boot)
@@ -101,9 +102,14 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
             self._at(op.at, self.H_SCRIPT, op.vcpu, index)
 
     # ---- plumbing ------------------------------------------------------------------------
-    def register(self, handler: Callable[[Vcpu | None, Any], None]) -> int:
-        """Give an action handler a queue id (queue entries stay plain integers)."""
+    def register(self, handler: Callable[[Vcpu | None, Any], None], guest: bool = True) -> int:
+        """Give an action handler a queue id (queue entries stay plain integers).
+
+        Guest-side actions wait while their vCPU is held in the host (`stall_until`:
+        the timer_advance_ns busy-wait of __kvm_wait_lapic_expire); host-side ones don't.
+        """
         self.handlers.append(handler)
+        self.guest_side.append(guest)
         return len(self.handlers) - 1
 
     def _at(self, time: int, handler: int, vcpu: int, arg: Any) -> None:
@@ -208,15 +214,20 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
         handlers = self.handlers
         vcpus = self.vcpus
         end = self.duration
+        guest_side = self.guest_side
         while len(log_time) == n0:
             if not queue or queue[0][0] > end:
                 self._finish()
                 break
             time, _seq, handler, vid, arg = heappop(queue)
             self.now = time
+            v = vcpus[vid] if vid >= 0 else None
+            if v is not None and v.stall_until > time and guest_side[handler]:
+                self._at(v.stall_until, handler, vid, arg)
+                continue
             self.root = -1
             self.cause_in = -1
-            handlers[handler](vcpus[vid] if vid >= 0 else None, arg)
+            handlers[handler](v, arg)
         return len(log_time) - n0
 
     def run(self, until_ns: int | None = None, max_events: int | None = None) -> None:
@@ -228,6 +239,7 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
         vcpus = self.vcpus
         end = self.duration
         stop_at = end if until_ns is None else min(until_ns, end)
+        guest_side = self.guest_side
         while not self.done:
             if limit is not None and len(log_time) >= limit:
                 return
@@ -238,9 +250,13 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
                 return
             time, _seq, handler, vid, arg = heappop(queue)
             self.now = time
+            v = vcpus[vid] if vid >= 0 else None
+            if v is not None and v.stall_until > time and guest_side[handler]:
+                self._at(v.stall_until, handler, vid, arg)
+                continue
             self.root = -1
             self.cause_in = -1
-            handlers[handler](vcpus[vid] if vid >= 0 else None, arg)
+            handlers[handler](v, arg)
 
     def _finish(self) -> None:
         """End of run: flag deadlines the guest still waits for with nothing armed (lost)."""

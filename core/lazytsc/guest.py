@@ -18,7 +18,6 @@ from .taxonomy import (
     LOCAL_TIMER_VECTOR,
     MSR_IA32_TSC_DEADLINE,
     WAKE_IPI,
-    X2APIC_EOI,
     X2APIC_LVTT,
     X2APIC_TMICT,
     Exit,

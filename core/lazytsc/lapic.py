@@ -270,6 +270,10 @@ class LapicMixin:
         target = v.ns_of_tsc(deadline) if deadline else self.now
         if target > at and not immediate:
             at = target  # __kvm_wait_lapic_expire(): busy-wait until the deadline
+        if not v.cfg.posted_timer_interrupts or v.timer_backend == BACKEND_HV:
+            # The vCPU sits in the host (exit handling, then the busy-wait) until the
+            # injection: no guest instruction runs meanwhile.
+            v.stall_until = at
         self._at(at, self.H_DELIVER_TIMER, v.id, 0)
 
     def _deliver_timer(self: Engine, v: Vcpu, _arg: int) -> None:

@@ -296,8 +296,8 @@ EXPECT_SPECS: tuple[Spec, ...] = (
         "str",
         "",
         "Path of the checked value: a key path in `lazytsc run --json` output (`exits.by_reason.halt`, "
-        "`exits.msr_write.tsc-deadline`, `timer.spurious`, `hazards.stale_pending`), `reads.LABEL` (a script "
-        "read), `final.vcpuN.FIELD` (state at the end), `workload.transactions`, or `reduction.PATH` "
+        "`exits.msr_write.tsc-deadline`, `timer.spurious`, `hazards.stale_pending`), `kinds.KIND` (events of a kind), "
+        "`reads.LABEL` (a script read), `final.vcpuN.FIELD` (state at the end), `workload.transactions`, or `reduction.PATH` "
         "(1 - lazy/classic, needs both modes).",
     ),
     Spec("mode", "choice", "", "Check only this mode's run (default: every mode the scenario runs).", choices=("classic", "lazy", "")),
@@ -546,7 +546,7 @@ def _check_bookmarks(c: _Checker, raw: Any) -> list[Bookmark]:
     return out
 
 
-_EXPECT_ROOTS = ("events", "sim_time_ns", "exits", "timer", "hazards", "reads", "final", "workload", "reduction")
+_EXPECT_ROOTS = ("events", "sim_time_ns", "exits", "timer", "hazards", "kinds", "reads", "final", "workload", "reduction")
 
 
 def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:

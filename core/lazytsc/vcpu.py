@@ -69,6 +69,7 @@ class Vcpu:
         "guest_idle",
         "wake_pending",
         "penalty_ns",
+        "stall_until",
         # guest kernel
         "pv_registered",
         "timers",
@@ -105,6 +106,7 @@ class Vcpu:
         self.guest_idle = False
         self.wake_pending = False
         self.penalty_ns = 0
+        self.stall_until = 0
         self.pv_registered = False
         self.timers: dict[str, int] = {}
         self.expires_next = NEVER

@@ -86,10 +86,90 @@ def _msr_row(sub: int, msr: int, value: int, fault: bool) -> tuple[int, int, int
     return kind, msr, value  # NOTE of an msr-write exit: a=MSR number, b=value
 
 
+# Event codes of the fast path; a perf script name (`kvm:kvm_exit`) adds EV_PERF.
+EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ, EV_EOI, EV_IPI, EV_HVT = range(1, 9)
+EV_PERF = 16
+_EVENT_CODES = {
+    "kvm_exit": EV_EXIT,
+    "kvm_entry": EV_ENTRY,
+    "kvm_msr": EV_MSR,
+    "kvm_apic_accept_irq": EV_ACCEPT,
+    "kvm_inj_virq": EV_INJ,
+    "kvm_eoi": EV_EOI,
+    "kvm_apic_ipi": EV_IPI,
+    "kvm_hv_timer_state": EV_HVT,
+}
+EVENT_NAMES = {code: name for name, code in _EVENT_CODES.items()}
+DISPATCH: dict[str, int] = {**_EVENT_CODES}
+DISPATCH.update({f"kvm:{name}": code | EV_PERF for name, code in _EVENT_CODES.items()})
+_PAYLOAD_BY_CODE = {code: L.PAYLOADS[name] for name, code in _EVENT_CODES.items()
+                    if name in L.PAYLOADS}
+# vcpu value meaning "resolve from the host thread" (old kvm_exit, kvm_msr, kvm_inj_virq)
+_FROM_THREAD = -2
+# _slow's answer when a perf kvm stat table starts
+_TABLE = (0, 0, "", 0, None, None, None)
+
+
+def _slow(
+    acc: TraceAccounting, lineno: int, line: str, events_so_far: int
+) -> tuple[int, int, str, int, object, object, object] | None:
+    """Full regex parse of a line the fast path declined (unusual layout, or garbled).
+
+    Returns the fast path's normalized tuple (code, t, thread key, vcpu, f1, f2, f3),
+    `_TABLE` when a perf kvm stat table starts here, or None when the line was
+    counted here (comment, unknown tracepoint, garbled).
+    """
+    m = L.LINE_RE.search(line)
+    if m is None:
+        return _TABLE if _unmatched(acc, lineno, line, events_so_far) else None
+    (_cpu, flags, sec, frac, sys, xv, reason, i1, i1o, mw, msrhex, val, gp, ev,
+     oname, opayload) = m.groups()
+    t = L.timestamp_ns(sec, frac)
+    if frac is None:
+        acc.integer_timestamps += 1
+    key = line[: m.start()]
+    style = EV_PERF if sys is not None else 0
+    if flags is None and not style:
+        style = 32  # no irq-flags column: trace-cmd style
+    if reason is not None:
+        info1 = i1 if i1 is not None else i1o
+        if reason == "msr":
+            try:
+                int(info1, 16)
+            except ValueError:
+                acc.skip(lineno, "kvm_exit: info1: expected a hex number (AMD msr exits:"
+                         " 1 = WRMSR, 0 = RDMSR)")
+                return None
+        return (EV_EXIT | style, t, key, int(xv) if xv is not None else _FROM_THREAD,
+                reason, info1, None)
+    if mw is not None:
+        return (EV_MSR | style, t, key, _FROM_THREAD, mw == "w",
+                int(msrhex, 16), (int(val, 16), gp is not None))
+    if ev is not None:
+        return (EV_ENTRY | style, t, "", int(ev), key, None, None)
+    code = _EVENT_CODES.get(oname)
+    if code is None:
+        acc.unknown(oname)
+        return None
+    grammar = L.PAYLOADS.get(oname)
+    p = grammar.match(opayload) if grammar is not None else None
+    if p is None:
+        acc.skip(lineno, L.diagnose(oname, opayload))
+        return None
+    return (code | style, t, key, _FROM_THREAD, p.groups(), None, None)
+
+
 def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None:
-    """The hot loop. Returns (line number, line) where a perf kvm stat table starts, if so."""
-    search = L.LINE_RE.search
-    payloads = L.PAYLOADS
+    """The hot loop. Returns (line number, line) where a perf kvm stat table starts, if so.
+
+    Fast path: `line.partition(": ")` twice gives header, event name and payload;
+    the timestamp is the header's last word; hot payloads are split on whitespace
+    and checked field by field against their TP_printk layout. Anything else (and
+    any ValueError/IndexError on the way) goes to `_slow`, the full regex grammar,
+    which parses unusual layouts or names why the line is garbled.
+    """
+    dispatch = DISPATCH
+    payload_res = _PAYLOAD_BY_CODE
     vcpus = acc.vcpus
     new_counters = acc.counters
     name_vcpu = acc.thread_name_vcpu
@@ -102,7 +182,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
     thread_vcpu = L.thread_vcpu
     msr_subs: dict[int, int] = {}
     pending: dict[int, int] = {}  # vcpu -> row index of an msr-write exit awaiting kvm_msr
-    tp: dict[str, int] = acc.tracepoints
+    tp_counts = [0] * 9  # lines per event code
     scale = _SCALE
     svm_msr = reasons.SVM_MSR
     ex_msr_write = int(Exit.MSR_WRITE)
@@ -111,6 +191,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
     sub_other = _SUB_OTHER
     timer_vec = LOCAL_TIMER_VECTOR
     deadline_msr = MSR_IA32_TSC_DEADLINE
+    from_thread = _FROM_THREAD
     keep = acc.rows is not None
     if keep:
         rows = acc.rows
@@ -121,33 +202,130 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
         note = int(Kind.NOTE)
 
     lineno = acc.lines
-    parsed = 0
-    n_exit = n_msr = n_entry = 0
     perf_n = flags_n = plain_n = 0
     first: int | None = None
     prev = tmin = tmax = 0
     nonmono = 0
     unpaired = nomsr = reads = faults = clamped = 0
     table_start: tuple[int, str] | None = None
-    t = 0
 
     for line in stream:
         lineno += 1
-        m = search(line)
-        if m is None:
-            if _unmatched(acc, lineno, line, parsed + n_exit + n_msr + n_entry):
+        head, _, rest = line.partition(": ")
+        event, _, payload = rest.partition(": ")
+        code = dispatch.get(event, 0)
+        try:
+            j = head.rfind("] ")
+            if not code or j < 0:
+                raise ValueError
+            i = head.rfind(" ")
+            ts = head[i + 1 :]
+            if ts[-7] == ".":  # SECS.USECS, what ftrace and trace-cmd print
+                t = int(ts.replace(".", "", 1)) * 1000
+            else:
+                t = int(ts.replace(".", "", 1)) * scale[len(ts) - ts.find(".") - 1]
+            if code & EV_PERF:
+                perf_n += 1
+                code ^= EV_PERF
+            elif i > j + 1 and head[j + 2] != " ":  # a token between [CPU] and the time
+                flags_n += 1
+            else:
+                plain_n += 1
+            key = ""
+            if code == EV_EXIT:
+                tk = payload.split()
+                n = len(tk)
+                # info1 stays text: only AMD `msr` exits need its value
+                if (
+                    n == 14
+                    and tk[2] == "reason"
+                    and tk[4] == "rip"
+                    and tk[6] == "info1"
+                    and tk[12] == "error_code"
+                    and len(tk[13]) == 10
+                    and tk[0] == "vcpu"
+                ):
+                    v = int(tk[1])
+                    f1 = tk[3]
+                    f2 = tk[7]
+                elif n == 7 and tk[0] == "reason" and tk[2] == "rip" and tk[4] == "info":
+                    v = from_thread
+                    f1 = tk[1]
+                    f2 = tk[5]
+                elif n == 9 and tk[0] == "vcpu" and tk[2] == "reason" and tk[4] == "rip" and (
+                    tk[6] == "info"
+                ):
+                    v = int(tk[1])
+                    f1 = tk[3]
+                    f2 = tk[7]
+                elif n == 10 and tk[0] == "vcpu" and tk[2] == "reason" and tk[6] == "info1" and (
+                    len(tk[9]) == 18
+                ):
+                    v = int(tk[1])
+                    f1 = tk[3]
+                    f2 = tk[7]
+                else:
+                    raise ValueError
+                if f1 == "msr":
+                    int(f2, 16)  # validated here, where a ValueError reaches _slow
+                if v == from_thread:
+                    key = head[: head.find(" [")]
+            elif code == EV_MSR:
+                tk = payload.split()
+                n = len(tk)
+                if n == 5:
+                    if tk[4] != "(#GP)":
+                        raise ValueError
+                elif n != 4:
+                    raise ValueError
+                d = tk[0]
+                if tk[2] != "=" or tk[3][:2] != "0x" or (d != "msr_write" and d != "msr_read"):
+                    raise ValueError
+                f1 = d == "msr_write"
+                f2 = int(tk[1], 16)
+                f3 = (int(tk[3], 16), n == 5)
+                v = from_thread
+                key = head[: head.find(" [")]
+            elif code == EV_ENTRY:
+                tk = payload.split()
+                n = len(tk)
+                if tk[0] != "vcpu":
+                    raise ValueError
+                s = tk[1]
+                if n == 2:
+                    v = int(s)
+                elif tk[2] == "rip" and s[-1] == "," and (n == 4 or (n == 5 and tk[4] == "exit]")):
+                    v = int(s[:-1])
+                else:
+                    raise ValueError
+                f1 = head[: head.find(" [")]  # the thread, for later lines without a vCPU
+            else:
+                p = payload_res[code].match(payload.lstrip())
+                if p is None:
+                    raise ValueError
+                f1 = p.groups()
+                v = from_thread
+                if code == EV_INJ:
+                    key = head[: head.find(" [")]
+        except (ValueError, IndexError, KeyError):
+            r = _slow(acc, lineno, line, sum(tp_counts))
+            if r is None:
+                continue
+            if r is _TABLE:
                 table_start = (lineno, line)
                 break
-            continue
-        (cpu, flags, sec, frac, sys, xv, reason, i1, i1o, mw, msrhex, val, gp, ev,
-         oname, opayload) = m.groups()
-        # -- time: integer ns, never through a float --------------------------------
-        if frac is not None:
-            k = len(frac)
-            t = int(sec + frac) * scale[k] if k <= 9 else L.timestamp_ns(sec, frac)
-        else:
-            t = int(sec) * 1_000_000_000
-            acc.integer_timestamps += 1
+            code, t, key, v, f1, f2, f3 = r
+            if code & EV_PERF:
+                perf_n += 1
+            elif code & 32:
+                plain_n += 1
+            else:
+                flags_n += 1
+            code &= 15
+            if v != from_thread:
+                key = ""
+
+        # -- time: integer ns; count lines earlier than their predecessor ------------------
         if first is None:
             first = prev = tmin = tmax = t
         elif t < prev:
@@ -157,30 +335,20 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
             if t < tmin:
                 tmin = t
         prev = t
-        if sys is not None:
-            perf_n += 1
-        elif flags is not None:
-            flags_n += 1
-        else:
-            plain_n += 1
+        tp_counts[code] += 1
+        if key:
+            v = name_vcpu.get(key)
+            if v is None:
+                v = name_vcpu[key] = thread_vcpu(key)
+            if v < 0:
+                v = entry_vcpu.get(key, -1)
 
-        if reason is not None:
-            # ---- kvm_exit ----------------------------------------------------------
-            n_exit += 1
-            if xv is not None:
-                v = int(xv)
-            else:
-                key = line[: m.start()]
-                v = name_vcpu.get(key)
-                if v is None:
-                    v = name_vcpu[key] = thread_vcpu(key)
-                if v < 0:
-                    v = entry_vcpu.get(key, -1)
-            code = reason_codes.get(reason)
+        if code == EV_EXIT:
+            code = reason_codes.get(f1)
             if code is None:
-                code = classify(reason)
+                code = classify(f1)
             if code == svm_msr:  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
-                code = ex_msr_write if int(i1 if i1 is not None else i1o, 16) & 1 else ex_msr_read
+                code = ex_msr_write if int(f2, 16) & 1 else ex_msr_read
             c = vcpus.get(v)
             if c is None:
                 c = new_counters(v)
@@ -190,7 +358,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                 c[sub_other] += 1
                 nomsr += 1
             if code == ex_other:
-                other_reasons[reason] = other_reasons.get(reason, 0) + 1
+                other_reasons[f1] = other_reasons.get(f1, 0) + 1
             if keep:
                 idx = len(r_time)
                 r_time.append(t)
@@ -204,39 +372,37 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                 else:
                     r_kind.append(exit_kind.get(code, note))
                     r_sub.append(-1)
-                    r_a.append(acc.note_index(reason) if code == ex_other else 0)
+                    r_a.append(acc.note_index(f1) if code == ex_other else 0)
                     r_b.append(BACKEND_HV if code == Exit.PREEMPTION_TIMER else 0)
             else:
                 idx = -1
             if code == ex_msr_write:
                 pending[v] = idx
-        elif mw is not None:
-            # ---- kvm_msr -----------------------------------------------------------
-            n_msr += 1
-            if mw != "w":
+        elif code == EV_ENTRY:
+            entry_vcpu[f1] = v
+            if pending and v in pending:
+                del pending[v]
+                vcpus[v][sub_other] += 1
+                nomsr += 1
+        elif code == EV_MSR:
+            if not f1:
                 reads += 1
                 continue
-            key = line[: m.start()]
-            v = name_vcpu.get(key)
-            if v is None:
-                v = name_vcpu[key] = thread_vcpu(key)
-            if v < 0:
-                v = entry_vcpu.get(key, -1)
-            msr = int(msrhex, 16)
-            value = int(val, 16)
+            msr = f2
+            value, fault = f3
             if value > _INT64_MAX:
                 value = _INT64_MAX
                 clamped += 1
             sub = msr_subs.get(msr)
             if sub is None:
                 sub = msr_subs[msr] = int(msr_sub_for(msr))
-            if gp is not None:
+            if fault:
                 faults += 1
             if pending and v in pending:
                 idx = pending.pop(v)
                 vcpus[v][SUB_BASE + sub] += 1
                 if keep:
-                    kind, a, b = _msr_row(sub, msr, value, gp is not None)
+                    kind, a, b = _msr_row(sub, msr, value, fault)
                     r_kind[idx] = kind
                     r_sub[idx] = sub
                     r_a[idx] = a
@@ -244,7 +410,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
             else:
                 unpaired += 1
                 if keep:
-                    kind, a, b = _msr_row(sub, msr, value, gp is not None)
+                    kind, a, b = _msr_row(sub, msr, value, fault)
                     r_time.append(t)
                     r_vcpu.append(v)
                     r_kind.append(kind)
@@ -252,72 +418,42 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                     r_sub.append(-1)
                     r_a.append(a)
                     r_b.append(b)
-            if msr == deadline_msr and gp is None:
+            if msr == deadline_msr and not fault:
                 dt = deadline_t.get(v)
                 if dt is None:
                     dt = deadline_t[v] = array("q")
                     deadline_v[v] = array("q")
                 dt.append(t)
                 deadline_v[v].append(value)
-        elif ev is not None:
-            # ---- kvm_entry ---------------------------------------------------------
-            n_entry += 1
-            v = int(ev)
-            entry_vcpu[line[: m.start()]] = v
-            if pending and v in pending:
-                del pending[v]
-                vcpus[v][sub_other] += 1
-                nomsr += 1
-        else:
-            # ---- every other tracepoint ------------------------------------------------
-            grammar = payloads.get(oname)
-            if grammar is None:
-                if oname in L.HOT_EVENTS:
-                    acc.skip(lineno, L.diagnose(oname, opayload))
-                else:
-                    acc.unknown(oname)
-                continue
-            p = grammar.match(opayload)
-            if p is None:
-                acc.skip(lineno, L.diagnose(oname, opayload))
-                continue
-            tp[oname] = tp.get(oname, 0) + 1
-            parsed += 1
-            if oname == "kvm_apic_accept_irq":
-                apicid, vec, _mode, _trig, coalesced = p.groups()
-                acc.accept_lines += 1
-                if int(vec) == timer_vec:
-                    if coalesced is not None:
-                        acc.coalesced += 1
-                        continue
-                    v = int(apicid, 16)
-                    _irq(acc.accept_t, v, t)
-                    if keep:
-                        _irq_row(rows, t, v, ROW_ACCEPT_IRQ)
-            elif oname == "kvm_inj_virq":
-                irq, how, hexvec, _reinjected = p.groups()
-                acc.inj_lines += 1
-                vec = int(irq) if irq is not None else int(hexvec, 16)
-                if vec == timer_vec and how != "Soft/INTn":
-                    key = line[: m.start()]
-                    v = name_vcpu.get(key)
-                    if v is None:
-                        v = name_vcpu[key] = thread_vcpu(key)
-                    if v < 0:
-                        v = entry_vcpu.get(key, -1)
-                    _irq(acc.inj_t, v, t)
-                    if keep:
-                        _irq_row(rows, t, v, ROW_INJ_VIRQ)
-            elif oname == "kvm_eoi":
-                if int(p.group(2)) == timer_vec:
-                    acc.timer_eois += 1
-            elif oname == "kvm_apic_ipi":
-                acc.ipis += 1
-            elif oname == "kvm_hv_timer_state":
-                if int(p.group(2), 16):
-                    acc.hv_timer_on += 1
-                else:
-                    acc.hv_timer_off += 1
+        elif code == EV_ACCEPT:
+            apicid, vec, _mode, _trig, coalesced = f1
+            acc.accept_lines += 1
+            if int(vec) == timer_vec:
+                if coalesced is not None:
+                    acc.coalesced += 1
+                    continue
+                v = int(apicid, 16)  # KVM passes vcpu->vcpu_id as `apicid`
+                _irq(acc.accept_t, v, t)
+                if keep:
+                    _irq_row(rows, t, v, ROW_ACCEPT_IRQ)
+        elif code == EV_INJ:
+            irq, how, hexvec, _reinjected = f1
+            acc.inj_lines += 1
+            vec = int(irq) if irq is not None else int(hexvec, 16)
+            if vec == timer_vec and how != "Soft/INTn":
+                _irq(acc.inj_t, v, t)
+                if keep:
+                    _irq_row(rows, t, v, ROW_INJ_VIRQ)
+        elif code == EV_EOI:
+            if int(f1[1]) == timer_vec:
+                acc.timer_eois += 1
+        elif code == EV_IPI:
+            acc.ipis += 1
+        elif code == EV_HVT:
+            if int(f1[1], 16):
+                acc.hv_timer_on += 1
+            else:
+                acc.hv_timer_off += 1
 
     # pending msr-write exits at the end of the trace never saw their kvm_msr
     for v in pending:
@@ -325,11 +461,13 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
         nomsr += 1
     pending.clear()
     acc.lines = lineno
-    acc.parsed += parsed + n_exit + n_msr + n_entry
-    for name, n in (("kvm_exit", n_exit), ("kvm_msr", n_msr), ("kvm_entry", n_entry)):
+    acc.parsed += sum(tp_counts)
+    tp = acc.tracepoints
+    for code, n in enumerate(tp_counts):
         if n:
+            name = EVENT_NAMES[code]
             tp[name] = tp.get(name, 0) + n
-    acc.entries += n_entry
+    acc.entries += tp_counts[EV_ENTRY]
     acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
     acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
     acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n

@@ -27,14 +27,20 @@ from dataclasses import dataclass
 
 HEX = r"[0-9a-fA-F]+"
 
-# The one regex of the hot path (searched, not matched: it starts at ` [CPU]`).
+# The full grammar of an event line as one regex. The importer's fast path
+# (importer._scan) splits lines with str methods instead and falls back to this regex
+# for anything unusual, so both must accept the same lines: values the accounting
+# does not use (rip, info1 except on AMD `msr` exits, info2, intr_info) are only
+# required to be present; the last
+# field of the 5.12+ kvm_exit layout must have its full printed width (0x%08x),
+# which catches lines cut short.
 # Groups:
 #   1 cpu  2 irq flags (ftrace only)  3 seconds  4 fraction  5 perf `sys:` prefix
 #   kvm_exit (TP_printk of kvm_exit, all three historical layouts):
 #     before 5.5:  "reason %s rip 0x%lx info %llx %llx"
 #     5.5 - 5.11:  "vcpu %u reason %s rip 0x%lx info %llx %llx"
 #     5.12 on:     "vcpu %u reason %s%s%s rip 0x%lx info1 0x%016llx info2 0x%016llx
-#                   intr_info 0x%08x error_code 0x%08x"
+#                   intr_info 0x%08x error_code 0x%08x" (accepted without the last two)
 #     6 vcpu  7 reason (raw, may carry VMX flags such as FAILED_VMENTRY)
 #     8 info1 (5.12 layout)  9 info1 (older layouts)
 #   kvm_msr ("msr_%s %x = 0x%llx%s", the %s being " (#GP)" on a fault):
@@ -48,12 +54,11 @@ LINE_RE = re.compile(
     r"(\d+)(?:\.(\d+))?:\s+"
     r"(?:\d+\s+)?(?:(\w+):)?"
     r"(?:"
-    r"kvm_exit:\s+(?:vcpu (\d+) )?reason (\S.*?) rip 0x" + HEX + r" info"
-    r"(?:1 0x(" + HEX + r") info2 0x" + HEX
-    + r"(?: intr_info 0x" + HEX + r" error_code 0x" + HEX + r")?"
-    r"| (" + HEX + r") " + HEX + r")"
+    r"kvm_exit:\s+(?:vcpu (\d+) )?reason (\S.*?) rip \S+ info"
+    r"(?:1 (\S+) info2 (?:\S{18} intr_info \S+ error_code \S{10}|\S{18})"
+    r"| (\S+) \S+)"
     r"|kvm_msr:\s+msr_(w|r)(?:rite|ead) (" + HEX + r") = 0x(" + HEX + r")( \(#GP\))?"
-    r"|kvm_entry:\s+vcpu (\d+)(?:, rip 0x" + HEX + r")?(?: ?\[immediate exit\])?"
+    r"|kvm_entry:\s+vcpu (\d+)(?:, rip [^\s\[]+)?(?: ?\[immediate exit\])?"
     r"|(\w+):\s*(.*?)"
     r")\s*$"
 )
@@ -204,6 +209,9 @@ class _Cursor:
 _DEC = (r"\d+", "a decimal number")
 _HEX0X = (r"0x[0-9a-fA-F]+", "a 0x-prefixed hex number")
 _HEXBARE = (r"[0-9a-fA-F]+", "a hex number")
+_ANY = (r"\S+", "a value")
+_W18 = (r"\S{18}", "0x and 16 hex digits (printed as 0x%016llx; truncated?)")
+_W10 = (r"\S{10}", "0x and 8 hex digits (printed as 0x%08x; truncated?)")
 
 
 def _diag_kvm_exit(payload: str) -> str:
@@ -220,32 +228,26 @@ def _diag_kvm_exit(payload: str) -> str:
     if idx < 0 or not c.text[c.pos : idx].strip():
         return "reason: expected `reason NAME rip 0x...`, got " + _show(_word(c.text, c.pos))
     c.pos = idx
-    for field, spec in (("rip", _HEX0X),):
+    fields: list[tuple[str, tuple[str, str]]] = [("rip", _ANY)]
+    if c.text.find(" info1 ", c.pos) >= 0:
+        fields += [("info1", _ANY), ("info2", _W18)]
+        if c.text.find("intr_info", c.pos) >= 0 or c.text.find("error_code", c.pos) >= 0:
+            fields += [("intr_info", _ANY), ("error_code", _W10)]
+    for field, spec in fields:
         err = c.keyword(field)
         if err:
             return err
         _, err = c.value(field, *spec)
         if err:
             return err
-    if c.at("info1"):
-        fields = [("info1", _HEX0X), ("info2", _HEX0X)]
-        if c.text.find("intr_info", c.pos) >= 0 or c.text.find("error_code", c.pos) >= 0:
-            fields += [("intr_info", _HEX0X), ("error_code", _HEX0X)]
-        for field, spec in fields:
-            err = c.keyword(field)
-            if err:
-                return err
-            _, err = c.value(field, *spec)
-            if err:
-                return err
-    else:
+    if not c.at("info1") and fields[-1][0] == "rip":
         err = c.keyword("info")
         if err:
             return "info: expected `info A B` or `info1 0x... info2 0x...`, got " + _show(
                 _word(c.text, c.pos)
             )
         for field in ("info1", "info2"):
-            _, err = c.value(field, *_HEXBARE)
+            _, err = c.value(field, *_ANY)
             if err:
                 return err
     if c.rest():
@@ -404,7 +406,9 @@ def parse_line(line: str) -> TraceLine | str | None:
     if g[6] is not None:
         event = "kvm_exit"
         info1 = g[7] if g[7] is not None else g[8]
-        fields = {"reason": g[6], "info1": int(info1, 16)}
+        if g[6] == "msr" and re.fullmatch(r"(?:0x)?[0-9a-fA-F]+", info1) is None:
+            return "kvm_exit: info1: expected a hex number (AMD msr exits: 1 = WRMSR, 0 = RDMSR)"
+        fields = {"reason": g[6], "info1": info1}
         if g[5] is not None:
             fields["vcpu"] = int(g[5])
     elif g[9] is not None:

@@ -1,0 +1,109 @@
+"""Evaluate a scenario's `[[expect]]` blocks against its runs (`lazytsc check`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .scenario import Expectation, Scenario
+from .taxonomy import KIND_NAMES
+
+
+class ExpectError(LookupError):
+    """A `what`/`of` path that names nothing in the run's results."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    expectation: Expectation
+    mode: str
+    ok: bool
+    expected: str
+    got: str
+
+
+def run_results(engine: Any) -> dict[str, Any]:
+    """Everything an expectation may name, for one finished engine run."""
+    from .snapshot import take_snapshot
+
+    results = engine.summary()
+    results["reads"] = dict(engine.reads)
+    kinds = engine.log.column("kind")
+    counts = np.bincount(kinds.astype(np.int64), minlength=len(KIND_NAMES)) if len(kinds) else [0] * len(KIND_NAMES)
+    results["kinds"] = {name: int(counts[code]) for code, name in KIND_NAMES.items()}
+    results["workload"] = engine.workload.report() if engine.workload else {}
+    snap = take_snapshot(engine)
+    results["final"] = {f"vcpu{v.vcpu}": {name: getattr(v, name) for name in v.__slots__} for v in snap.vcpus}
+    return results
+
+
+def lookup(results: dict[str, Any], path: str) -> float:
+    node: Any = results
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            raise ExpectError(f"no value at {path!r}")
+    if isinstance(node, bool):
+        return int(node)
+    if not isinstance(node, int | float):
+        raise ExpectError(f"{path!r} is not a number")
+    return node
+
+
+def _value(exp: Expectation, per_mode: dict[str, dict], mode: str) -> float:
+    if exp.what.startswith("reduction."):
+        path = exp.what[len("reduction."):]
+        if "classic" not in per_mode or "lazy" not in per_mode:
+            raise ExpectError("reduction.* needs both classic and lazy runs (mode = \"both\")")
+        base = lookup(per_mode["classic"], path)
+        return 1.0 - lookup(per_mode["lazy"], path) / base if base else 0.0
+    value = lookup(per_mode[mode], exp.what)
+    if exp.of:
+        whole = lookup(per_mode[mode], exp.of)
+        value = value / whole if whole else 0.0
+    return value
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, float) and not x.is_integer():
+        return f"{x:.4g}"
+    return f"{int(x)}"
+
+
+def evaluate(scenario: Scenario, per_mode: dict[str, dict]) -> list[Outcome]:
+    """Check every expectation in every mode it applies to."""
+    out: list[Outcome] = []
+    for exp in scenario.expects:
+        modes = ["both"] if exp.what.startswith("reduction.") else ([exp.mode] if exp.mode else list(per_mode))
+        for mode in modes:
+            if mode != "both" and mode not in per_mode:
+                continue
+            parts = []
+            if exp.equals is not None:
+                tol = max(exp.tolerance, abs(exp.equals) * exp.rel_tolerance)
+                parts.append(f"{_fmt(exp.equals)}" + (f" ± {_fmt(tol)}" if tol else ""))
+            if exp.min is not None:
+                parts.append(f">= {_fmt(exp.min)}")
+            if exp.max is not None:
+                parts.append(f"<= {_fmt(exp.max)}")
+            expected = " and ".join(parts)
+            try:
+                got = _value(exp, per_mode, mode)
+            except ExpectError as err:
+                out.append(Outcome(exp, mode, False, expected, str(err)))
+                continue
+            ok = True
+            if exp.equals is not None:
+                tol = max(exp.tolerance, abs(exp.equals) * exp.rel_tolerance)
+                ok = abs(got - exp.equals) <= tol
+            if exp.min is not None and got < exp.min:
+                ok = False
+            if exp.max is not None and got > exp.max:
+                ok = False
+            out.append(Outcome(exp, mode, ok, expected, _fmt(got)))
+    return out
