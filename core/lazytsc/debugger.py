@@ -91,11 +91,11 @@ class Breakpoint:
 
     def matches(self, engine: Engine, index: int) -> bool:
         log = engine.log
-        if self._kind is not None and log.kind[index] != self._kind:
+        if self._kind is not None and log.kind_at(index) != self._kind:
             return False
-        if self._exit is not None and log.exit[index] != self._exit:
+        if self._exit is not None and log.exit_at(index) != self._exit:
             return False
-        vid = log.vcpu[index]
+        vid = log.vcpu_at(index)
         if self.vcpu is not None and vid != self.vcpu:
             return False
         if self._cond is None:
@@ -184,8 +184,8 @@ class Session:
         while not self.done:
             n0 = self.position
             self.step()
-            vcol = self.engine.log.vcpu
-            if any(vcol[i] == vcpu for i in range(n0, self.position)):
+            log = self.engine.log
+            if any(log.vcpu_at(i) == vcpu for i in range(n0, self.position)):
                 break
         return self.position - start
 

@@ -1,9 +1,11 @@
-"""The columnar event log: one row per event, one typed array per column.
+"""The event log: columnar to its readers, row-packed in memory for a cheap append.
 
-Why columnar: a 10^6-event run must fit in tens of MB and be sliced, filtered and
-drawn with numpy, never as 10^6 Python objects. Appends go to `array.array`
-buffers (cheap on the hot path); `column()` exposes them as zero-copy numpy views.
-Truncation (for step back by checkpoint + replay) is O(1) per column.
+Why: a 10^6-event run must fit in tens of MB and be sliced, filtered and drawn
+with numpy, never as 10^6 Python objects -- and the engine appends an event in a
+single `array.extend` call. Each event is 5 int64 words (40 bytes): time, a
+packed tag (vCPU, kind, exit reason, MSR sub-reason), a, b, parent. `column()`
+unpacks one column with numpy (cached until the log changes). Truncation (step
+back by checkpoint + replay) is one slice deletion.
 """
 
 from __future__ import annotations
@@ -17,18 +19,24 @@ import numpy as np
 
 from .taxonomy import EXIT_NAMES, KIND_FIELDS, KIND_NAMES, MSR_SUB_NAMES
 
-# name -> array typecode; the numpy dtype follows from the typecode.
+WORDS = 5  # int64 words per event
+# Column name -> numpy dtype of the unpacked column.
 COLUMNS: dict[str, str] = {
-    "time": "q",  # int64 ns of simulated time
-    "vcpu": "h",  # int16 vCPU index (-1: the whole VM)
-    "kind": "h",  # int16 taxonomy.Kind
-    "exit": "b",  # int8 taxonomy.Exit (-1 = no exit caused by this event)
-    "sub": "b",  # int8 taxonomy.MsrSub for msr-write exits (-1 otherwise)
-    "a": "q",  # int64 first value (meaning per kind: taxonomy.KIND_FIELDS)
-    "b": "q",  # int64 second value
-    "parent": "i",  # int32 index of the event that caused this one (-1: none)
+    "time": "int64",  # ns of simulated time
+    "vcpu": "int16",  # vCPU index (-1: the whole VM)
+    "kind": "int16",  # taxonomy.Kind
+    "exit": "int8",  # taxonomy.Exit (-1 = this event caused no exit)
+    "sub": "int8",  # taxonomy.MsrSub for msr-write exits (-1 otherwise)
+    "a": "int64",  # first value (meaning per kind: taxonomy.KIND_FIELDS)
+    "b": "int64",  # second value
+    "parent": "int32",  # index of the event that caused this one (-1: none)
 }
-BYTES_PER_EVENT = sum(array(code).itemsize for code in COLUMNS.values())
+BYTES_PER_EVENT = WORDS * 8
+
+
+def pack_tag(vcpu: int, kind: int, exit_reason: int, sub: int) -> int:
+    """vcpu+1 in bits 0-15, kind in 16-31, exit+1 in 32-39, sub+1 in 40-47."""
+    return (vcpu + 1) | (kind << 16) | ((exit_reason + 1) << 32) | ((sub + 1) << 40)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,24 +78,17 @@ class Event:
 
 
 class EventLog:
-    """Append-only columnar log with O(1) truncation."""
+    """Append-only event log with numpy column views and O(1) truncation."""
 
-    __slots__ = ("_cols", "time", "vcpu", "kind", "exit", "sub", "a", "b", "parent")
+    __slots__ = ("rows", "_cache", "_cache_len")
 
     def __init__(self) -> None:
-        self._cols: dict[str, array] = {name: array(code) for name, code in COLUMNS.items()}
-        # Direct references to the buffers keep `append` free of dict look-ups.
-        self.time = self._cols["time"]
-        self.vcpu = self._cols["vcpu"]
-        self.kind = self._cols["kind"]
-        self.exit = self._cols["exit"]
-        self.sub = self._cols["sub"]
-        self.a = self._cols["a"]
-        self.b = self._cols["b"]
-        self.parent = self._cols["parent"]
+        self.rows = array("q")  # WORDS int64 per event
+        self._cache: dict[str, np.ndarray] = {}
+        self._cache_len = -1
 
     def __len__(self) -> int:
-        return len(self.time)
+        return len(self.rows) // WORDS
 
     def append(
         self,
@@ -100,75 +101,130 @@ class EventLog:
         b: int = 0,
         parent: int = -1,
     ) -> int:
-        """Add one event and return its index."""
-        index = len(self.time)
-        self.time.append(time)
-        self.vcpu.append(vcpu)
-        self.kind.append(kind)
-        self.exit.append(exit_reason)
-        self.sub.append(sub)
-        self.a.append(a)
-        self.b.append(b)
-        self.parent.append(parent)
+        """Add one event and return its index (the engine inlines this on its hot path)."""
+        index = len(self.rows) // WORDS
+        self.rows.extend((time, pack_tag(vcpu, kind, exit_reason, sub), a, b, parent))
         return index
+
+    def set_b(self, index: int, value: int) -> None:
+        """Patch the `b` value of an event logged by the current action (a result known later)."""
+        self.rows[index * WORDS + 3] = value
 
     def truncate(self, length: int) -> None:
         """Drop every event from `length` on (used when replaying from a checkpoint)."""
-        if length < len(self.time):
-            for col in self._cols.values():
-                del col[length:]
+        if length < len(self):
+            del self.rows[length * WORDS :]
+
+    def _matrix(self) -> np.ndarray:
+        if not len(self.rows):
+            return np.zeros((0, WORDS), dtype=np.int64)
+        return np.frombuffer(self.rows, dtype=np.int64).reshape(-1, WORDS)
 
     def column(self, name: str) -> np.ndarray:
-        """A read-only numpy view of a column (valid until the next append)."""
-        view = np.frombuffer(self._cols[name], dtype=self._cols[name].typecode) if len(self) else (
-            np.zeros(0, dtype=np.dtype(self._cols[name].typecode))
-        )
-        view.flags.writeable = False
-        return view
+        """One column as a read-only numpy array (cached until the log changes)."""
+        n = len(self)
+        if self._cache_len != n:
+            self._cache = {}
+            self._cache_len = n
+        col = self._cache.get(name)
+        if col is None:
+            col = self._unpack(self._matrix(), name).astype(COLUMNS[name], copy=False)
+            col.flags.writeable = False
+            self._cache[name] = col
+        return col
+
+    @staticmethod
+    def _unpack(m: np.ndarray, name: str) -> np.ndarray:
+        plain = {"time": 0, "a": 2, "b": 3, "parent": 4}
+        if name in plain:
+            return m[:, plain[name]].copy()
+        tag = m[:, 1]
+        if name == "vcpu":
+            return (tag & 0xFFFF) - 1
+        if name == "kind":
+            return (tag >> 16) & 0xFFFF
+        if name == "exit":
+            return ((tag >> 32) & 0xFF) - 1
+        if name == "sub":
+            return ((tag >> 40) & 0xFF) - 1
+        raise KeyError(name)
 
     def columns(self) -> dict[str, np.ndarray]:
-        """Copies of every column, safe to keep while the engine keeps running."""
-        return {name: np.array(self.column(name)) for name in COLUMNS}
+        """Every column (read-only arrays, safe to keep while the engine keeps running)."""
+        return {name: self.column(name) for name in COLUMNS}
 
     def event(self, index: int) -> Event:
+        n = len(self)
         if index < 0:
-            index += len(self)
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(index)
+        base = index * WORDS
+        rows = self.rows
+        tag = rows[base + 1]
         return Event(
             index,
-            self.time[index],
-            self.vcpu[index],
-            self.kind[index],
-            self.exit[index],
-            self.sub[index],
-            self.a[index],
-            self.b[index],
-            self.parent[index],
+            rows[base],
+            (tag & 0xFFFF) - 1,
+            (tag >> 16) & 0xFFFF,
+            ((tag >> 32) & 0xFF) - 1,
+            ((tag >> 40) & 0xFF) - 1,
+            rows[base + 2],
+            rows[base + 3],
+            rows[base + 4],
         )
+
+    # Column attributes (read-only numpy arrays), for readers that prefer `log.kind[i]`.
+    time = property(lambda self: self.column("time"))
+    vcpu = property(lambda self: self.column("vcpu"))
+    kind = property(lambda self: self.column("kind"))
+    exit = property(lambda self: self.column("exit"))
+    sub = property(lambda self: self.column("sub"))
+    a = property(lambda self: self.column("a"))
+    b = property(lambda self: self.column("b"))
+    parent = property(lambda self: self.column("parent"))
+
+    def kind_at(self, index: int) -> int:
+        return (self.rows[index * WORDS + 1] >> 16) & 0xFFFF
+
+    def exit_at(self, index: int) -> int:
+        return ((self.rows[index * WORDS + 1] >> 32) & 0xFF) - 1
+
+    def vcpu_at(self, index: int) -> int:
+        return (self.rows[index * WORDS + 1] & 0xFFFF) - 1
+
+    def time_at(self, index: int) -> int:
+        return self.rows[index * WORDS]
 
     def __iter__(self) -> Iterator[Event]:
         for i in range(len(self)):
             yield self.event(i)
 
     def digest(self) -> str:
-        """SHA-256 over every column's bytes: equal digests mean byte-identical logs."""
-        h = hashlib.sha256()
-        for name in COLUMNS:
-            h.update(name.encode())
-            h.update(self._cols[name].tobytes())
-        return h.hexdigest()
+        """SHA-256 over the packed rows: equal digests mean byte-identical logs."""
+        return hashlib.sha256(self.rows.tobytes()).hexdigest()
 
     def nbytes(self) -> int:
-        return sum(col.itemsize * len(col) for col in self._cols.values())
+        return len(self.rows) * self.rows.itemsize
 
     @classmethod
     def from_columns(cls, cols: dict[str, np.ndarray]) -> EventLog:
         """Build a log from numpy columns (trace import); missing columns get defaults."""
-        log = cls()
         n = len(cols["time"])
         defaults = {"vcpu": 0, "exit": -1, "sub": -1, "a": 0, "b": 0, "parent": -1}
-        for name, code in COLUMNS.items():
+
+        def get(name: str) -> np.ndarray:
             data = cols.get(name)
             if data is None:
-                data = np.full(n, defaults.get(name, 0))
-            log._cols[name].frombytes(np.ascontiguousarray(data, dtype=np.dtype(code)).tobytes())
+                return np.full(n, defaults[name], dtype=np.int64)
+            return np.asarray(data, dtype=np.int64)
+
+        m = np.empty((n, WORDS), dtype=np.int64)
+        m[:, 0] = get("time")
+        m[:, 1] = (get("vcpu") + 1) | (get("kind") << 16) | ((get("exit") + 1) << 32) | ((get("sub") + 1) << 40)
+        m[:, 2] = get("a")
+        m[:, 3] = get("b")
+        m[:, 4] = get("parent")
+        log = cls()
+        log.rows.frombytes(m.tobytes())
         return log

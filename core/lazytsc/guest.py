@@ -146,7 +146,7 @@ class GuestMixin:
         # explicit model of the reprogram jitter (VcpuConfig.reprogram_jitter_cycles).
         ideal = v.tsc(expires)
         spread = v.cfg.reprogram_jitter_cycles // TSC_DIVISOR
-        deviation = TSC_DIVISOR * v.rng.randint(0, spread) if spread else 0
+        deviation = TSC_DIVISOR * int(v.rng.random() * (spread + 1)) if spread else 0
         tsc = ideal + deviation
         floor = v.tsc(self.now) + MIN_DELTA_TICKS * TSC_DIVISOR
         if tsc < floor:

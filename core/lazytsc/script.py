@@ -215,7 +215,7 @@ class ScriptMixin:
             return
         # kvm_guest_cpu_offline(): wrmsrl(MSR_KVM_LAZY_TSCDEADLINE, 0)
         idx = self._ev(v.id, Kind.WRMSR_PV, Exit.MSR_WRITE, MsrSub.PV_LAZY, a=0, b=1)
-        self.log.b[idx] = int(self.pv_msr_write(v, 0))
+        self.rows[idx * 5 + 3] = int(self.pv_msr_write(v, 0))
         v.pv_registered = False
         self._entry(v)
 
@@ -226,7 +226,7 @@ class ScriptMixin:
         value = gpa | 1
         idx = self._ev(v.id, Kind.WRMSR_PV, Exit.MSR_WRITE, MsrSub.PV_LAZY, a=value, b=0)
         ok = self.pv_msr_write(v, value)
-        self.log.b[idx] = int(ok)
+        self.rows[idx * 5 + 3] = int(ok)  # the result is known only after the host ran
         v.pv_registered = ok
         self._entry(v)
         return ok

@@ -203,8 +203,9 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
 
     lineno = acc.lines
     perf_n = flags_n = plain_n = 0
-    first: int | None = None
-    prev = tmin = tmax = 0
+    t_inf = 1 << 63
+    prev = tmin = t_inf
+    tmax = -1
     nonmono = 0
     unpaired = nomsr = reads = faults = clamped = 0
     table_start: tuple[int, str] | None = None
@@ -227,12 +228,14 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
             if code & EV_PERF:
                 perf_n += 1
                 code ^= EV_PERF
-            elif i > j + 1 and head[j + 2] != " ":  # a token between [CPU] and the time
-                flags_n += 1
-            else:
-                plain_n += 1
             key = ""
             if code == EV_EXIT:
+                # ftrace prints an irq-flags column between [CPU] and the time, trace-cmd
+                # does not; looked at on kvm_exit lines only (cheap, and enough to tell)
+                if i > j + 1 and head[j + 2] != " ":
+                    flags_n += 1
+                else:
+                    plain_n += 1
                 tk = payload.split()
                 n = len(tk)
                 # info1 stays text: only AMD `msr` exits need its value
@@ -287,14 +290,13 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                 v = from_thread
                 key = head[: head.find(" [")]
             elif code == EV_ENTRY:
-                tk = payload.split()
-                n = len(tk)
+                tk = payload.split(None, 2)
                 if tk[0] != "vcpu":
                     raise ValueError
                 s = tk[1]
-                if n == 2:
+                if len(tk) == 2:
                     v = int(s)
-                elif tk[2] == "rip" and s[-1] == "," and (n == 4 or (n == 5 and tk[4] == "exit]")):
+                elif s[-1] == "," and tk[2][:4] == "rip ":
                     v = int(s[:-1])
                 else:
                     raise ValueError
@@ -317,20 +319,20 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
             code, t, key, v, f1, f2, f3 = r
             if code & EV_PERF:
                 perf_n += 1
-            elif code & 32:
-                plain_n += 1
-            else:
-                flags_n += 1
+            elif code & 15 == EV_EXIT:
+                if code & 32:
+                    plain_n += 1
+                else:
+                    flags_n += 1
             code &= 15
             if v != from_thread:
                 key = ""
 
         # -- time: integer ns; count lines earlier than their predecessor ------------------
-        if first is None:
-            first = prev = tmin = tmax = t
-        elif t < prev:
+        # (prev starts at +inf, so the first line registers as one decrease: undone below)
+        if t < prev:
             nonmono += 1
-            if prev > tmax:
+            if prev > tmax and prev != t_inf:
                 tmax = prev
             if t < tmin:
                 tmin = t
@@ -471,9 +473,10 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
     acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
     acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
     acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n
-    if first is not None:
+    if tmin != t_inf:
+        nonmono -= 1  # the first line's "decrease" from +inf
         if acc.first_ns is None:
-            acc.first_ns = first
+            acc.first_ns = tmin
             acc.min_ns = tmin
             acc.max_ns = max(tmax, prev)
         else:

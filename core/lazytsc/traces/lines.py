@@ -45,7 +45,7 @@ HEX = r"[0-9a-fA-F]+"
 #     8 info1 (5.12 layout)  9 info1 (older layouts)
 #   kvm_msr ("msr_%s %x = 0x%llx%s", the %s being " (#GP)" on a fault):
 #     10 w|r  11 msr (hex, no 0x)  12 value  13 " (#GP)"
-#   kvm_entry ("vcpu %u" before 5.10, then "vcpu %u, rip 0x%lx%s"):
+#   kvm_entry ("vcpu %u" before 5.10, then "vcpu %u, rip 0x%lx%s", %s "[immediate exit]"):
 #     14 vcpu
 #   any other event: 15 name  16 payload
 LINE_RE = re.compile(
@@ -58,7 +58,7 @@ LINE_RE = re.compile(
     r"(?:1 (\S+) info2 (?:\S{18} intr_info \S+ error_code \S{10}|\S{18})"
     r"| (\S+) \S+)"
     r"|kvm_msr:\s+msr_(w|r)(?:rite|ead) (" + HEX + r") = 0x(" + HEX + r")( \(#GP\))?"
-    r"|kvm_entry:\s+vcpu (\d+)(?:, rip [^\s\[]+)?(?: ?\[immediate exit\])?"
+    r"|kvm_entry:\s+vcpu (\d+)(?:, rip \S.*?)?"
     r"|(\w+):\s*(.*?)"
     r")\s*$"
 )

@@ -56,4 +56,4 @@ class Workload:
         """duration * (1 ± pct%), integer ns."""
         if not pct:
             return duration
-        return duration * (100 + rng.randint(-pct, pct)) // 100
+        return duration * (100 - pct + int(rng.random() * (2 * pct + 1))) // 100

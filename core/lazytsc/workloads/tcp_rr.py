@@ -77,7 +77,7 @@ class TcpRR(Workload):
         st = self.state
         if fresh or st.wheel[v.id] <= eng.now + self.tick_ns:
             lo, hi = self.params["wheel_next_min_ns"], self.params["wheel_next_max_ns"]
-            at = eng.now + st.rng.randint(lo, max(lo, hi))
+            at = eng.now + lo + int(st.rng.random() * (max(lo, hi) - lo + 1))
             st.wheel[v.id] = -(-at // self.tick_ns) * self.tick_ns
         eng.guest_idle_enter(v, st.wheel[v.id])
 
