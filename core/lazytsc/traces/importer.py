@@ -219,8 +219,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
             j = head.rfind("] ")
             if not code or j < 0:
                 raise ValueError
-            i = head.rfind(" ")
-            ts = head[i + 1 :]
+            ts = head.rpartition(" ")[2]
             if ts[-7] == ".":  # SECS.USECS, what ftrace and trace-cmd print
                 t = int(ts.replace(".", "", 1)) * 1000
             else:
@@ -232,7 +231,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
             if code == EV_EXIT:
                 # ftrace prints an irq-flags column between [CPU] and the time, trace-cmd
                 # does not; looked at on kvm_exit lines only (cheap, and enough to tell)
-                if i > j + 1 and head[j + 2] != " ":
+                if head[j + 2] != " " and head.find(" ", j + 2) > 0:
                     flags_n += 1
                 else:
                     plain_n += 1
@@ -290,16 +289,11 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                 v = from_thread
                 key = head[: head.find(" [")]
             elif code == EV_ENTRY:
-                tk = payload.split(None, 2)
-                if tk[0] != "vcpu":
+                s, sep, tail = payload.partition(",")
+                tk = s.split()
+                if tk[0] != "vcpu" or len(tk) != 2 or (sep and tail[:5] != " rip "):
                     raise ValueError
-                s = tk[1]
-                if len(tk) == 2:
-                    v = int(s)
-                elif s[-1] == "," and tk[2][:4] == "rip ":
-                    v = int(s[:-1])
-                else:
-                    raise ValueError
+                v = int(tk[1])
                 f1 = head[: head.find(" [")]  # the thread, for later lines without a vCPU
             else:
                 p = payload_res[code].match(payload.lstrip())
