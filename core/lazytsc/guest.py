@@ -43,7 +43,7 @@ class GuestMixin:
     def driver_program(self: Engine, v: Vcpu, tsc: int) -> None:
         """set_next_event(): route one absolute TSC deadline through the guest's driver."""
         v.wanted = tsc
-        v.wanted_ns = v.ns_of_tsc(tsc)
+        v.wanted_ns = -((-tsc * 1_000_000) // v.khz)  # Vcpu.ns_of_tsc, inlined (hot path)
         v.wanted_done = False
         v.wanted_lost = False
         if self.lazy and v.pv_registered:
@@ -144,11 +144,12 @@ class GuestMixin:
         # rdtsc(). The deadline lands on the ideal TSC of `expires` plus a deviation of
         # whole TSC_DIVISOR steps (rdtsc read after ktime_get, tick truncation): our
         # explicit model of the reprogram jitter (VcpuConfig.reprogram_jitter_cycles).
-        ideal = v.tsc(expires)
-        spread = v.cfg.reprogram_jitter_cycles // TSC_DIVISOR
-        deviation = TSC_DIVISOR * int(v.rng.random() * (spread + 1)) if spread else 0
-        tsc = ideal + deviation
-        floor = v.tsc(self.now) + MIN_DELTA_TICKS * TSC_DIVISOR
+        khz = v.khz
+        tsc = expires * khz // 1_000_000
+        steps = v.jitter_steps
+        if steps:
+            tsc += TSC_DIVISOR * int(v.rng.random() * (steps + 1))
+        floor = self.now * khz // 1_000_000 + MIN_DELTA_TICKS * TSC_DIVISOR
         if tsc < floor:
             tsc = floor  # clockevents_program_min_delta()
         self.driver_program(v, tsc)
@@ -236,7 +237,10 @@ class GuestMixin:
 
     def guest_eoi(self: Engine, v: Vcpu, vector: int) -> None:
         """EOI write: an msr-write exit unless APICv (or PV EOI) absorbs it."""
-        self._ev(v.id, Kind.WRMSR_EOI, Exit.MSR_WRITE, MsrSub.APIC_EOI, a=vector)
+        if v.cfg.x2apic:
+            self._ev(v.id, Kind.WRMSR_EOI, Exit.MSR_WRITE, MsrSub.APIC_EOI, a=vector)
+        else:
+            self._ev(v.id, Kind.WRMSR_EOI, Exit.OTHER, a=vector)  # xAPIC: MMIO write
         self._entry(v)
 
     # ---- other guest instructions -----------------------------------------------------
@@ -272,7 +276,10 @@ class GuestMixin:
 
     def guest_send_ipi(self: Engine, v: Vcpu, dest: int, vector: int) -> None:
         """x2APIC ICR write: msr-write/apic-icr exit, then kvm_apic_accept_irq() on `dest`."""
-        self._ev(v.id, Kind.WRMSR_ICR, Exit.MSR_WRITE, MsrSub.APIC_ICR, a=dest, b=vector)
+        if v.cfg.x2apic:
+            self._ev(v.id, Kind.WRMSR_ICR, Exit.MSR_WRITE, MsrSub.APIC_ICR, a=dest, b=vector)
+        else:
+            self._ev(v.id, Kind.WRMSR_ICR, Exit.OTHER, a=dest, b=vector)  # xAPIC: MMIO APIC-write exit
         if 0 <= dest < len(self.vcpus):
             target = self.vcpus[dest]
             target.ipi_pending.append((vector, v.id))

@@ -39,6 +39,7 @@ class Vcpu:
         "id",
         "cfg",
         "khz",
+        "jitter_steps",
         "rng",
         # host LAPIC (struct kvm_lapic / kvm_timer)
         "lvtt",
@@ -91,6 +92,7 @@ class Vcpu:
         self.id = vcpu_id
         self.cfg = cfg
         self.khz = cfg.tsc_khz
+        self.jitter_steps = cfg.reprogram_jitter_cycles // 8  # in TSC_DIVISOR steps
         # One RNG per vCPU, derived from the scenario seed: adding a vCPU never
         # changes the random stream of another.
         self.rng = random.Random((seed << 8) ^ (vcpu_id * 0x9E3779B1) ^ 0x1A27)
