@@ -127,12 +127,14 @@ class GuestMixin:
         """tick_program_event() -> clockevents_program_event() -> set_next_event()."""
         v.expires_next = expires
         if expires == NEVER:
-            if not v.clockevent_stopped:
+            v.wanted = 0
+            v.wanted_done = True
+            if v.kernel_booted and not v.clockevent_stopped:
                 # clockevents_switch_state(ONESHOT_STOPPED) -> lapic_timer_shutdown():
                 # mask LVTT, TMICT = 0 (two register writes).
+                # (Only a booted kernel model does this; a bare script leaves the
+                # clockevent alone, as a kernel with some far timer pending would.)
                 v.clockevent_stopped = True
-                v.wanted = 0
-                v.wanted_done = True
                 self.guest_lapic_write(v, X2APIC_LVTT, v.lvtt | LVT_MASKED)
                 self.guest_lapic_write(v, X2APIC_TMICT, 0)
             return
@@ -157,6 +159,7 @@ class GuestMixin:
     # ---- NOHZ tick (kernel/time/tick-sched.c) ----------------------------------------
     def kernel_boot(self: Engine, v: Vcpu, tick_ns: int) -> None:
         """tick_setup_sched_timer() on a tick grid from 0, plus the watchdog hrtimer."""
+        v.kernel_booted = True
         v.timers[WATCHDOG] = self.now + WATCHDOG_PERIOD_NS
         if tick_ns:
             v.timers[SCHED_TIMER] = (self.now // tick_ns + 1) * tick_ns

@@ -82,6 +82,7 @@ class Vcpu:
         "wanted_done",
         "wanted_lost",
         "clockevent_stopped",
+        "kernel_booted",
         "deferred",
         "ipi_pending",
         "owner",
@@ -119,6 +120,7 @@ class Vcpu:
         self.wanted_done = True
         self.wanted_lost = False
         self.clockevent_stopped = False
+        self.kernel_booted = False
         self.deferred: list = []
         self.ipi_pending: list[tuple[int, int]] = []
         self.owner = None
