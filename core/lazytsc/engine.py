@@ -21,7 +21,15 @@ from .lapic import LapicMixin
 from .pvhost import LazyHostMixin
 from .script import ScriptMixin, ScriptOp
 from .snapshot import Snapshot, take_snapshot
-from .taxonomy import LOCAL_TIMER_VECTOR, Exit, Kind
+from .taxonomy import (
+    LOCAL_TIMER_VECTOR,
+)
+from .taxonomy import (
+    ExitInts as Exit,
+)
+from .taxonomy import (
+    KindInts as Kind,
+)
 from .vcpu import MODE_TSCDEADLINE, SPIV_APIC_ENABLED, TIMER_MODE_SHIFT, Vcpu
 
 if TYPE_CHECKING:

@@ -20,9 +20,15 @@ from .taxonomy import (
     WAKE_IPI,
     X2APIC_LVTT,
     X2APIC_TMICT,
-    Exit,
-    Kind,
-    MsrSub,
+)
+from .taxonomy import (
+    ExitInts as Exit,
+)
+from .taxonomy import (
+    KindInts as Kind,
+)
+from .taxonomy import (
+    MsrSubInts as MsrSub,
 )
 from .vcpu import LVT_MASKED, MODE_TSCDEADLINE, NEVER, TIMER_MODE_SHIFT, Vcpu
 

@@ -21,8 +21,12 @@ from .taxonomy import (
     X2APIC_TDCR,
     X2APIC_TMCCT,
     X2APIC_TMICT,
-    Exit,
-    Kind,
+)
+from .taxonomy import (
+    ExitInts as Exit,
+)
+from .taxonomy import (
+    KindInts as Kind,
 )
 from .vcpu import (
     LVT_MASKED,

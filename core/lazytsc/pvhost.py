@@ -14,7 +14,9 @@ from .taxonomy import (
     CLEAR_PV_DISABLE,
     EXIT_PV_DISABLE,
     EXIT_REENABLE,
-    Kind,
+)
+from .taxonomy import (
+    KindInts as Kind,
 )
 from .vcpu import Vcpu
 

@@ -20,9 +20,15 @@ from .taxonomy import (
     X2APIC_TDCR,
     X2APIC_TMCCT,
     X2APIC_TMICT,
-    Exit,
-    Kind,
-    MsrSub,
+)
+from .taxonomy import (
+    ExitInts as Exit,
+)
+from .taxonomy import (
+    KindInts as Kind,
+)
+from .taxonomy import (
+    MsrSubInts as MsrSub,
 )
 from .vcpu import MODE_TSCDEADLINE, Vcpu
 
