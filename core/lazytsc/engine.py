@@ -213,27 +213,9 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
         """Run actions until at least one event is logged; returns how many were logged."""
         if self.done:
             return 0
-        rows = self.rows
-        n0 = len(rows)
-        queue = self.queue
-        handlers = self.handlers
-        vcpus = self.vcpus
-        end = self.duration
-        guest_side = self.guest_side
-        while len(rows) == n0:
-            if not queue or queue[0][0] > end:
-                self._finish()
-                break
-            time, _seq, handler, vid, arg = heappop(queue)
-            self.now = time
-            v = vcpus[vid] if vid >= 0 else None
-            if v is not None and v.stall_until > time and guest_side[handler]:
-                self._at(v.stall_until, handler, vid, arg)
-                continue
-            self.root = -1
-            self.cause_in = -1
-            handlers[handler](v, arg)
-        return (len(rows) - n0) // 5
+        n0 = len(self.rows)
+        self.run(max_events=1)
+        return (len(self.rows) - n0) // 5
 
     def run(self, until_ns: int | None = None, max_events: int | None = None) -> None:
         """Run without breakpoints: to the end, to `until_ns`, or until `max_events` more events."""
