@@ -242,7 +242,9 @@ class Session:
     def goto(self, pos: int) -> int:
         """Go to the first action boundary at or after event count `pos` (either direction)."""
         pos = max(0, pos)
-        if pos < self.position or pos <= self._cp_pos[-1]:
+        if pos < self.position:
+            # Only checkpoints inside the current log are usable (their prefix is there);
+            # going forward simply runs on.
             self._restore_at_or_before(pos)
         while self.position < pos and not self.done:
             self.step()

@@ -159,7 +159,10 @@ class _Parser:
     def atom(self) -> Evaluator:
         kind, value, col = self.take()
         if kind == "num":
-            number = int(value.replace("_", ""), 0)
+            try:
+                number = int(value, 0)
+            except ValueError:
+                raise ExprError(f"malformed number {value!r}", col) from None
             return lambda env: number
         if kind == "str":
             text = value[1:-1]

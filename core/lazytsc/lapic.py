@@ -139,7 +139,7 @@ class LapicMixin:
         if v.timer_active:
             v.timer_active = False
             v.timer_gen += 1
-            self._ev(v.id, Kind.TIMER_CANCEL, a=v.tscdeadline if v.timer_mode == MODE_TSCDEADLINE else v.target_ns)
+            self._ev(v.id, Kind.TIMER_CANCEL, a=v.tscdeadline if v.timer_mode == MODE_TSCDEADLINE else v.tsc(v.target_ns))
 
     def set_tscdeadline_msr(self: Engine, v: Vcpu, value: int) -> bool:
         """kvm_set_lapic_tscdeadline_msr(): returns False when ignored (not TSC-deadline mode)."""
@@ -159,8 +159,12 @@ class LapicMixin:
             return  # writing 0 disarms
         want_hv = v.cfg.timer_backend == "hv" and not v.blocked
         now_tsc = v.tsc(self.now)
-        if deadline <= now_tsc:
-            # Deadline already expired at arm time: fire at once, and the seed's `clear`.
+        target_ns = v.ns_of_tsc(deadline)
+        if deadline <= now_tsc or target_ns - self.now <= v.cfg.timer_advance_ns:
+            # start_sw_tscdeadline(): a deadline already expired -- or due within
+            # timer_advance_ns -- expires at once (apic_timer_expired, the busy-wait at
+            # entry holds the injection until the deadline); start_hv_timer() likewise
+            # gets `expired` back. No hrtimer runs, so no kick: the seed's `clear` instead.
             if v.mapped:
                 self.lazy_clear(v, CLEAR_EXPIRED_HV if want_hv else CLEAR_EXPIRED_SW)
             v.tscdeadline = 0
@@ -174,7 +178,7 @@ class LapicMixin:
                 # clears "only when the deadline already expired"; we read V2 as also
                 # clearing when the hv timer cannot be used and KVM falls back to sw.
                 self.lazy_clear(v, CLEAR_EXPIRED_HV)
-        self._arm(v, v.ns_of_tsc(deadline), backend, deadline)
+        self._arm(v, target_ns, backend, deadline)
 
     def start_apic_timer_period(self: Engine, v: Vcpu) -> None:
         """start_sw_period() / set_target_expiration() for one-shot and periodic."""
@@ -208,7 +212,7 @@ class LapicMixin:
         fire_ns = target_ns - v.cfg.timer_advance_ns
         if fire_ns < self.now:
             fire_ns = self.now
-        idx = self._ev(v.id, Kind.TIMER_ARM, a=deadline if deadline else target_ns, b=backend)
+        idx = self._ev(v.id, Kind.TIMER_ARM, a=deadline if deadline else v.tsc(target_ns), b=backend)
         self._at(fire_ns, self.H_TIMER_FIRE, v.id, (v.timer_gen, idx))
 
     # ---- expiry -------------------------------------------------------------------
@@ -249,6 +253,7 @@ class LapicMixin:
                 # sw path: apic_timer_fn raises KVM_REQ_LAZY_TSCDEADLINE for the next entry.
                 v.req_lazy = True
                 v.req_time = self.now
+                v.req_waits = exit_reason == Exit.NONE and not v.blocked  # posted: no exit to serve it
                 self._ev(v.id, Kind.KICK_REQUEST, a=deadline)
         if inject:
             self.apic_timer_expired(v, deadline, immediate=False)
@@ -265,14 +270,14 @@ class LapicMixin:
             self._wake(v, WAKE_TIMER)  # kvm_vcpu_kick(): the blocked vCPU is woken
             return
         if immediate:
-            delay = 0  # found expired during an exit: injected at this entry
+            delay = 0  # found expired at arm time (during an exit): injected at this entry
         elif v.cfg.timer_backend == "hv" and v.timer_backend == BACKEND_HV:
             delay = self.host.hv_timer_latency_ns
         else:
             delay = self.host.sw_timer_latency_ns
         at = self.now + delay
         target = v.ns_of_tsc(deadline) if deadline else self.now
-        if target > at and not immediate:
+        if target > at:
             at = target  # __kvm_wait_lapic_expire(): busy-wait until the deadline
         if not v.cfg.posted_timer_interrupts or v.timer_backend == BACKEND_HV:
             # The vCPU sits in the host (exit handling, then the busy-wait) until the

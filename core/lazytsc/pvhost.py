@@ -70,7 +70,8 @@ class LazyHostMixin:
             # Hazard: the guest page keeps a non-zero `armed` with no host copy; the
             # guest skips every later write with tsc >= armed until it re-registers.
             self._ev(v.id, Kind.HAZ_STALE_ARMED, a=v.page_armed, b=reason)
-        if v.page_pending > v.tsc(self.now) and reason != EXIT_REENABLE:
+        if v.page_pending > v.tsc(self.now) and reason not in (EXIT_REENABLE, EXIT_PV_DISABLE):
+            # (PV disable ran `clear` first, which already flagged it.)
             self._ev(v.id, Kind.HAZ_STALE_PENDING, a=v.page_pending, b=100 + reason)
 
     def lazy_update(self: Engine, v: Vcpu, tsc: int) -> None:
@@ -111,6 +112,8 @@ class LazyHostMixin:
         """vcpu_enter_guest(): kvm_check_request(KVM_REQ_LAZY_TSCDEADLINE) -> kick."""
         v.req_lazy = False
         delay = self.now - v.req_time
-        if delay > self.host.late_tolerance_ns:
+        if v.req_waits and delay > self.host.late_tolerance_ns:
+            # Only a request raised without an exit (posted interrupt, HLT in guest)
+            # waits for an unrelated exit; a blocked vCPU is woken by its own timer.
             self._ev(v.id, Kind.HAZ_SW_KICK_DELAYED, a=delay, b=v.page_pending)
         self.lazy_kick(v)

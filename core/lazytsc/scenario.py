@@ -27,6 +27,8 @@ MODES = ("classic", "lazy", "both")
 VARIANTS = ("v2", "v3")
 MAX_VCPUS = 64
 U64_MAX = (1 << 64) - 1
+I64_MAX = (1 << 63) - 1  # event log values are int64
+MAX_DURATION_NS = 3_600_000_000_000  # one hour of simulated time
 
 
 class ScenarioError(ValueError):
@@ -268,7 +270,7 @@ TOP_SPECS: tuple[Spec, ...] = (
     Spec("description", "str", "", "One paragraph: what the scenario shows."),
     Spec("explain", "str", "", "Teaching text (Markdown) shown beside the timeline."),
     Spec("seed", "int", 1, "Seed of every random choice (same seed: byte-identical event log).", 0, U64_MAX),
-    Spec("duration", "duration", 10_000_000, "Simulated time to run.", 1, 3_600_000_000_000),
+    Spec("duration", "duration", 10_000_000, "Simulated time to run.", 1, MAX_DURATION_NS),
     Spec("mode", "choice", "both", "Which guest driver(s) `run`/`check` use by default.", choices=MODES),
     Spec("variant", "choice", "v2", "Protocol revision: `v2` (the seed) or `v3`.", choices=VARIANTS),
     Spec("vcpus", "int", 1, "Number of vCPUs.", 1, MAX_VCPUS),
@@ -348,6 +350,7 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
     if "vcpus" not in data and raw_vcpus:
         ids = [t.get("id") for t in raw_vcpus if isinstance(t, dict) and isinstance(t.get("id"), int)]
         nvcpus = max(ids, default=-1) + 1 if ids else len(raw_vcpus)
+        nvcpus = min(max(nvcpus, 1), MAX_VCPUS)  # ids beyond the range are reported below
         vcpu_cfgs = [VcpuConfig(**defaults) for _ in range(max(1, nvcpus))]
     for i, raw in enumerate(raw_vcpus):
         path = ("vcpu", i)
@@ -414,8 +417,8 @@ def _check_workload(c: _Checker, raw: Any, nvcpus: int) -> tuple[str, dict[str, 
 
 
 _SCRIPT_KIND_SPECS = {
-    "duration": lambda name: Spec(name, "duration", 0, ""),
-    "int": lambda name: Spec(name, "int", 0, "", 0, U64_MAX),
+    "duration": lambda name: Spec(name, "duration", 0, "", 0, MAX_DURATION_NS),
+    "int": lambda name: Spec(name, "int", 0, "", 0, I64_MAX),
     "bool": lambda name: Spec(name, "bool", False, ""),
     "str": lambda name: Spec(name, "str", "", ""),
     "reg": lambda name: Spec(name, "choice", "", "", choices=tuple(WRITABLE_REGS)),

@@ -62,6 +62,7 @@ class Vcpu:
         "cached_armed",
         "req_lazy",
         "req_time",
+        "req_waits",
         # guest memory: the shared page
         "page_pending",
         "page_armed",
@@ -103,6 +104,7 @@ class Vcpu:
         self.cached_armed = 0
         self.req_lazy = False
         self.req_time = 0
+        self.req_waits = False
         self.page_pending = 0
         self.page_armed = 0
         self.blocked = False

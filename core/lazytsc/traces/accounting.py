@@ -42,9 +42,10 @@ ROW_ACCEPT_IRQ = -2
 ROW_INJ_VIRQ = -3
 
 
-def vcpu_key(vcpu: int) -> str:
-    """JSON key of a vCPU in `per_vcpu`: its number, or `unknown` when unattributed."""
-    return str(vcpu) if vcpu >= 0 else "unknown"
+def vcpu_key(vcpu: int, all_label: str = "unknown") -> str:
+    """JSON key of a vCPU in `per_vcpu`: its number, or `unknown` when unattributed
+    (`all` for a perf kvm stat table of all vCPUs)."""
+    return str(vcpu) if vcpu >= 0 else all_label
 
 
 def exits_dict(counters: list[int]) -> dict[str, object]:
@@ -98,6 +99,11 @@ class TraceAccounting:
         self.deadline_v: dict[int, array] = {}
         self.accept_t: dict[int, array] = {}
         self.inj_t: dict[int, array] = {}
+        # per timer interrupt: how many 0x6e0 writes of its vCPU came before it in the
+        # file, so the what-if pairs it with the armed deadline by line order, not by
+        # timestamps that tie at the trace clock's resolution
+        self.accept_k: dict[int, array] = {}
+        self.inj_k: dict[int, array] = {}
         # tracepoint-specific counters
         self.entries = 0
         self.msr_reads = 0
@@ -196,6 +202,10 @@ class TraceAccounting:
     def irq_times(self) -> dict[int, array]:
         return self.inj_t if self.timer_irq_source() == "kvm_inj_virq" else self.accept_t
 
+    def irq_write_counts(self) -> dict[int, array]:
+        """Per timer interrupt, the number of the vCPU's 0x6e0 writes before it."""
+        return self.inj_k if self.timer_irq_source() == "kvm_inj_virq" else self.accept_k
+
     def total_counters(self) -> list[int]:
         total = [0] * N_COUNTERS
         for c in self.vcpus.values():
@@ -226,11 +236,12 @@ class TraceAccounting:
         """The JSON object of `lazytsc trace --json` (DESIGN.md sections 4 and 6)."""
         total = self.total_counters()
         per_vcpu: dict[str, object] = {}
+        label = "all" if self.perf_stat is not None else "unknown"
         for vcpu in sorted(self.vcpus):
             entry = exits_dict(self.vcpus[vcpu])
             entry["tsc_deadline_writes"] = len(self.deadline_t.get(vcpu, ()))
             entry["timer_interrupts"] = len(self.irq_times().get(vcpu, ()))
-            per_vcpu[vcpu_key(vcpu)] = entry
+            per_vcpu[vcpu_key(vcpu, label)] = entry
         for vcpu in sorted(set(self.deadline_t) | set(self.irq_times())):
             if vcpu not in self.vcpus:
                 entry = exits_dict([0] * N_COUNTERS)

@@ -1,9 +1,10 @@
 """One streaming pass over a trace file: `import_trace(path) -> TraceResult`.
 
 Why one hand-inlined loop: traces run to 10^7-10^8 lines, so the per-line work is
-one regex search (`lines.LINE_RE`, which parses the header and the hot payloads
-together), integer arithmetic on the captured text and counter increments. Slow
-paths (comments, garbled lines, rare tracepoints) leave the loop through helpers.
+a few C-level string operations (`split`, `rfind`, `int`), dictionary look-ups and
+counter increments, with no object per line kept. Anything the fast path does not
+recognise goes to `_slow`, the full regex grammar of `lines.LINE_RE`, which reads
+unusual layouts or says why a line is garbled; both accept the same lines (tested).
 
 vCPU of a line (first rule that applies):
   1. the `vcpu N` / `apicid N` / `vcpu_id N` field of the payload (kvm_exit since
@@ -162,7 +163,7 @@ def _slow(
 def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None:
     """The hot loop. Returns (line number, line) where a perf kvm stat table starts, if so.
 
-    Fast path: `line.partition(": ")` twice gives header, event name and payload;
+    Fast path: `line.split(": ", 2)` gives header, event name and payload;
     the timestamp is the header's last word; hot payloads are split on whitespace
     and checked field by field against their TP_printk layout. Anything else (and
     any ValueError/IndexError on the way) goes to `_slow`, the full regex grammar,
@@ -210,286 +211,315 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
     unpaired = nomsr = reads = faults = clamped = 0
     table_start: tuple[int, str] | None = None
 
-    for line in stream:
-        lineno += 1
-        head, _, rest = line.partition(": ")
-        event, _, payload = rest.partition(": ")
-        code = dispatch.get(event, 0)
-        try:
-            j = head.rfind("] ")
-            if not code or j < 0:
-                raise ValueError
-            ts = head.rpartition(" ")[2]
-            if ts[-7] == ".":  # SECS.USECS, what ftrace and trace-cmd print
-                t = int(ts.replace(".", "", 1)) * 1000
-            else:
-                t = int(ts.replace(".", "", 1)) * scale[len(ts) - ts.find(".") - 1]
-            if code & EV_PERF:
-                perf_n += 1
-                code ^= EV_PERF
-            key = ""
-            if code == EV_EXIT:
-                # ftrace prints an irq-flags column between [CPU] and the time, trace-cmd
-                # does not; looked at on kvm_exit lines only (cheap, and enough to tell)
-                if head[j + 2] != " " and head.find(" ", j + 2) > 0:
-                    flags_n += 1
-                else:
-                    plain_n += 1
-                tk = payload.split()
-                n = len(tk)
-                # info1 stays text: only AMD `msr` exits need its value
-                if (
-                    n == 14
-                    and tk[2] == "reason"
-                    and tk[4] == "rip"
-                    and tk[6] == "info1"
-                    and tk[12] == "error_code"
-                    and len(tk[13]) == 10
-                    and tk[0] == "vcpu"
-                ):
-                    v = int(tk[1])
-                    f1 = tk[3]
-                    f2 = tk[7]
-                elif n == 7 and tk[0] == "reason" and tk[2] == "rip" and tk[4] == "info":
-                    v = from_thread
-                    f1 = tk[1]
-                    f2 = tk[5]
-                elif n == 9 and tk[0] == "vcpu" and tk[2] == "reason" and tk[4] == "rip" and (
-                    tk[6] == "info"
-                ):
-                    v = int(tk[1])
-                    f1 = tk[3]
-                    f2 = tk[7]
-                elif n == 10 and tk[0] == "vcpu" and tk[2] == "reason" and tk[6] == "info1" and (
-                    len(tk[9]) == 18
-                ):
-                    v = int(tk[1])
-                    f1 = tk[3]
-                    f2 = tk[7]
-                else:
+    try:
+        for line in stream:
+            lineno += 1
+            try:
+                head, event, payload = line.split(": ", 2)
+                code = dispatch.get(event, 0)
+                j = head.rfind("] ")
+                if not code or j < 0:
                     raise ValueError
-                if f1 == "msr":
-                    int(f2, 16)  # validated here, where a ValueError reaches _slow
-                if v == from_thread:
-                    key = head[: head.find(" [")]
-            elif code == EV_MSR:
-                tk = payload.split()
-                n = len(tk)
-                if n == 5:
-                    if tk[4] != "(#GP)":
+                ts = head.rpartition(" ")[2]
+                if ts[-7] == ".":  # SECS.USECS, what ftrace and trace-cmd print
+                    t = int(ts.replace(".", "", 1)) * 1000
+                else:  # SECS.NSECS (perf script --ns, trace-cmd report -t) and others
+                    k = ts.find(".")
+                    if k < 0:  # a raw clock count (x86-tsc, counter): the slow path notes it
                         raise ValueError
-                elif n != 4:
-                    raise ValueError
-                d = tk[0]
-                if tk[2] != "=" or tk[3][:2] != "0x" or (d != "msr_write" and d != "msr_read"):
-                    raise ValueError
-                f1 = d == "msr_write"
-                f2 = int(tk[1], 16)
-                f3 = (int(tk[3], 16), n == 5)
-                v = from_thread
-                key = head[: head.find(" [")]
-            elif code == EV_ENTRY:
-                s, sep, tail = payload.partition(",")
-                tk = s.split()
-                if tk[0] != "vcpu" or len(tk) != 2 or (sep and tail[:5] != " rip "):
-                    raise ValueError
-                v = int(tk[1])
-                f1 = head[: head.find(" [")]  # the thread, for later lines without a vCPU
-            else:
-                p = payload_res[code].match(payload.lstrip())
-                if p is None:
-                    raise ValueError
-                f1 = p.groups()
-                v = from_thread
-                if code == EV_INJ:
-                    key = head[: head.find(" [")]
-        except (ValueError, IndexError, KeyError):
-            r = _slow(acc, lineno, line, sum(tp_counts))
-            if r is None:
-                continue
-            if r is _TABLE:
-                table_start = (lineno, line)
-                break
-            code, t, key, v, f1, f2, f3 = r
-            if code & EV_PERF:
-                perf_n += 1
-            elif code & 15 == EV_EXIT:
-                if code & 32:
-                    plain_n += 1
-                else:
-                    flags_n += 1
-            code &= 15
-            if v != from_thread:
+                    t = int(ts.replace(".", "", 1)) * scale[len(ts) - k - 1]
+                perf = code & EV_PERF
+                if perf:
+                    code ^= EV_PERF
                 key = ""
-
-        # -- time: integer ns; count lines earlier than their predecessor ------------------
-        # (prev starts at +inf, so the first line registers as one decrease: undone below)
-        if t < prev:
-            nonmono += 1
-            if prev > tmax and prev != t_inf:
-                tmax = prev
-            if t < tmin:
-                tmin = t
-        prev = t
-        tp_counts[code] += 1
-        if key:
-            v = name_vcpu.get(key)
-            if v is None:
-                v = name_vcpu[key] = thread_vcpu(key)
-            if v < 0:
-                v = entry_vcpu.get(key, -1)
-
-        if code == EV_EXIT:
-            code = reason_codes.get(f1)
-            if code is None:
-                code = classify(f1)
-            if code == svm_msr:  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
-                code = ex_msr_write if int(f2, 16) & 1 else ex_msr_read
-            c = vcpus.get(v)
-            if c is None:
-                c = new_counters(v)
-            c[code] += 1
-            if pending and v in pending:
-                del pending[v]
-                c[sub_other] += 1
-                nomsr += 1
-            if code == ex_other:
-                other_reasons[f1] = other_reasons.get(f1, 0) + 1
-            if keep:
-                idx = len(r_time)
-                r_time.append(t)
-                r_vcpu.append(v)
-                r_exit.append(code)
-                if code == ex_msr_write:
-                    r_kind.append(note)
-                    r_sub.append(int(MsrSub.OTHER))
-                    r_a.append(0)
-                    r_b.append(0)
+                if code == EV_EXIT:
+                    # TP_printk of kvm_exit (arch/x86/kvm/trace.h), three layouts by token
+                    # count: 14 "vcpu %u reason %s rip 0x%lx info1 0x%016llx info2 0x%016llx
+                    # intr_info 0x%08x error_code 0x%08x" (5.12+; 10 without the last two),
+                    # 9 "vcpu %u reason %s rip 0x%lx info %llx %llx" (5.5-5.11),
+                    # 7 "reason %s rip 0x%lx info %llx %llx" (older). Reasons with spaces
+                    # (VMX flags, SVM "UD excp") change the count and take the slow path.
+                    tk = payload.split()
+                    n = len(tk)
+                    # info1 stays text: only AMD `msr` exits need its value
+                    if (
+                        n == 14
+                        and tk[2] == "reason"
+                        and tk[4] == "rip"
+                        and tk[6] == "info1"
+                        and tk[12] == "error_code"
+                        and len(tk[13]) == 10
+                        and tk[0] == "vcpu"
+                    ):
+                        v = int(tk[1])
+                        f1 = tk[3]
+                        f2 = tk[7]
+                    elif n == 7 and tk[0] == "reason" and tk[2] == "rip" and tk[4] == "info":
+                        v = from_thread
+                        f1 = tk[1]
+                        f2 = tk[5]
+                    elif n == 9 and tk[0] == "vcpu" and tk[2] == "reason" and tk[4] == "rip" and (
+                        tk[6] == "info"
+                    ):
+                        v = int(tk[1])
+                        f1 = tk[3]
+                        f2 = tk[7]
+                    elif n == 10 and tk[0] == "vcpu" and tk[2] == "reason" and tk[6] == "info1" and (
+                        len(tk[9]) == 18
+                    ):
+                        v = int(tk[1])
+                        f1 = tk[3]
+                        f2 = tk[7]
+                    else:
+                        raise ValueError
+                    if v < 0 and n != 7:  # "vcpu -5": int() takes a sign, %u never prints one
+                        raise ValueError
+                    if f1 == "msr":
+                        int(f2, 16)  # validated here, where a ValueError reaches _slow
+                    if v == from_thread:
+                        key = head[: head.find(" [")]
+                    # ftrace prints an irq-flags column between [CPU] and the time, trace-cmd
+                    # does not; looked at on kvm_exit lines only (cheap, and enough to tell)
+                    if perf:
+                        pass
+                    elif head[j + 2] != " " and head.find(" ", j + 2) > 0:
+                        flags_n += 1
+                    else:
+                        plain_n += 1
+                elif code == EV_MSR:
+                    # TP_printk of kvm_msr: "msr_%s %x = 0x%llx%s", %s = " (#GP)" on a fault
+                    tk = payload.split()
+                    n = len(tk)
+                    if n == 5:
+                        if tk[4] != "(#GP)":
+                            raise ValueError
+                    elif n != 4:
+                        raise ValueError
+                    d = tk[0]
+                    if tk[2] != "=" or tk[3][:2] != "0x" or (d != "msr_write" and d != "msr_read"):
+                        raise ValueError
+                    f1 = d == "msr_write"
+                    f2 = int(tk[1], 16)
+                    f3 = (int(tk[3], 16), n == 5)
+                    v = from_thread
+                    key = head[: head.find(" [")]
+                elif code == EV_ENTRY:
+                    # TP_printk of kvm_entry: "vcpu %u" (before 5.10), "vcpu %u, rip 0x%lx%s"
+                    s, sep, tail = payload.partition(",")
+                    tk = s.split()
+                    if tk[0] != "vcpu" or len(tk) != 2 or (sep and tail[:5] != " rip "):
+                        raise ValueError
+                    v = int(tk[1])
+                    if v < 0:
+                        raise ValueError
+                    f1 = head[: head.find(" [")]  # the thread, for later lines without a vCPU
                 else:
-                    r_kind.append(exit_kind.get(code, note))
-                    r_sub.append(-1)
-                    r_a.append(acc.note_index(f1) if code == ex_other else 0)
-                    r_b.append(BACKEND_HV if code == Exit.PREEMPTION_TIMER else 0)
+                    # the other tracepoints: their TP_printk grammars in lines.PAYLOADS
+                    p = payload_res[code].match(payload.lstrip())
+                    if p is None:
+                        raise ValueError
+                    f1 = p.groups()
+                    v = from_thread
+                    if code == EV_INJ:
+                        key = head[: head.find(" [")]
+            except (ValueError, IndexError, KeyError):
+                r = _slow(acc, lineno, line, sum(tp_counts))
+                if r is None:
+                    continue
+                if r is _TABLE:
+                    table_start = (lineno, line)
+                    break
+                code, t, key, v, f1, f2, f3 = r
+                if code & EV_PERF:
+                    perf_n += 1
+                elif code & 15 == EV_EXIT:
+                    if code & 32:
+                        plain_n += 1
+                    else:
+                        flags_n += 1
+                code &= 15
+                if v != from_thread:
+                    key = ""
             else:
-                idx = -1
-            if code == ex_msr_write:
-                pending[v] = idx
-        elif code == EV_ENTRY:
-            entry_vcpu[f1] = v
-            if pending and v in pending:
-                del pending[v]
-                vcpus[v][sub_other] += 1
-                nomsr += 1
-        elif code == EV_MSR:
-            if not f1:
-                reads += 1
-                continue
-            msr = f2
-            value, fault = f3
-            if value > _INT64_MAX:
-                value = _INT64_MAX
-                clamped += 1
-            sub = msr_subs.get(msr)
-            if sub is None:
-                sub = msr_subs[msr] = int(msr_sub_for(msr))
-            if fault:
-                faults += 1
-            if pending and v in pending:
-                idx = pending.pop(v)
-                vcpus[v][SUB_BASE + sub] += 1
+                if perf:
+                    perf_n += 1
+
+            # -- time: integer ns; count lines earlier than their predecessor ------------------
+            # (prev starts at +inf, so the first line registers as one decrease: undone below)
+            if t < prev:
+                nonmono += 1
+                if prev > tmax and prev != t_inf:
+                    tmax = prev
+                if t < tmin:
+                    tmin = t
+            prev = t
+            tp_counts[code] += 1
+            if key:
+                v = name_vcpu.get(key)
+                if v is None:
+                    v = name_vcpu[key] = thread_vcpu(key)
+                if v < 0:
+                    v = entry_vcpu.get(key, -1)
+
+            if code == EV_EXIT:
+                code = reason_codes.get(f1)
+                if code is None:
+                    code = classify(f1)
+                if code == svm_msr:  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
+                    code = ex_msr_write if int(f2, 16) & 1 else ex_msr_read
+                c = vcpus.get(v)
+                if c is None:
+                    c = new_counters(v)
+                c[code] += 1
+                if pending and v in pending:
+                    del pending[v]
+                    c[sub_other] += 1
+                    nomsr += 1
+                if code == ex_other:
+                    other_reasons[f1] = other_reasons.get(f1, 0) + 1
                 if keep:
-                    kind, a, b = _msr_row(sub, msr, value, fault)
-                    r_kind[idx] = kind
-                    r_sub[idx] = sub
-                    r_a[idx] = a
-                    r_b[idx] = b
-            else:
-                unpaired += 1
-                if keep:
-                    kind, a, b = _msr_row(sub, msr, value, fault)
+                    idx = len(r_time)
                     r_time.append(t)
                     r_vcpu.append(v)
-                    r_kind.append(kind)
-                    r_exit.append(-1)
-                    r_sub.append(-1)
-                    r_a.append(a)
-                    r_b.append(b)
-            if msr == deadline_msr and not fault:
-                dt = deadline_t.get(v)
-                if dt is None:
-                    dt = deadline_t[v] = array("q")
-                    deadline_v[v] = array("q")
-                dt.append(t)
-                deadline_v[v].append(value)
-        elif code == EV_ACCEPT:
-            apicid, vec, _mode, _trig, coalesced = f1
-            acc.accept_lines += 1
-            if int(vec) == timer_vec:
-                if coalesced is not None:
-                    acc.coalesced += 1
+                    r_exit.append(code)
+                    if code == ex_msr_write:
+                        r_kind.append(note)
+                        r_sub.append(int(MsrSub.OTHER))
+                        r_a.append(0)
+                        r_b.append(0)
+                    else:
+                        r_kind.append(exit_kind.get(code, note))
+                        r_sub.append(-1)
+                        r_a.append(acc.note_index(f1) if code == ex_other else 0)
+                        r_b.append(BACKEND_HV if code == Exit.PREEMPTION_TIMER else 0)
+                else:
+                    idx = -1
+                if code == ex_msr_write:
+                    pending[v] = idx
+            elif code == EV_ENTRY:
+                entry_vcpu[f1] = v
+                if pending and v in pending:
+                    del pending[v]
+                    vcpus[v][sub_other] += 1
+                    nomsr += 1
+            elif code == EV_MSR:
+                if not f1:
+                    reads += 1
                     continue
-                v = int(apicid, 16)  # KVM passes vcpu->vcpu_id as `apicid`
-                _irq(acc.accept_t, v, t)
-                if keep:
-                    _irq_row(rows, t, v, ROW_ACCEPT_IRQ)
-        elif code == EV_INJ:
-            irq, how, hexvec, _reinjected = f1
-            acc.inj_lines += 1
-            vec = int(irq) if irq is not None else int(hexvec, 16)
-            if vec == timer_vec and how != "Soft/INTn":
-                _irq(acc.inj_t, v, t)
-                if keep:
-                    _irq_row(rows, t, v, ROW_INJ_VIRQ)
-        elif code == EV_EOI:
-            if int(f1[1]) == timer_vec:
-                acc.timer_eois += 1
-        elif code == EV_IPI:
-            acc.ipis += 1
-        elif code == EV_HVT:
-            if int(f1[1], 16):
-                acc.hv_timer_on += 1
-            else:
-                acc.hv_timer_off += 1
+                msr = f2
+                value, fault = f3
+                if value > _INT64_MAX:
+                    value = _INT64_MAX
+                    clamped += 1
+                sub = msr_subs.get(msr)
+                if sub is None:
+                    sub = msr_subs[msr] = int(msr_sub_for(msr))
+                if fault:
+                    faults += 1
+                if pending and v in pending:
+                    idx = pending.pop(v)
+                    vcpus[v][SUB_BASE + sub] += 1
+                    if keep:
+                        kind, a, b = _msr_row(sub, msr, value, fault)
+                        r_kind[idx] = kind
+                        r_sub[idx] = sub
+                        r_a[idx] = a
+                        r_b[idx] = b
+                else:
+                    unpaired += 1
+                    if keep:
+                        kind, a, b = _msr_row(sub, msr, value, fault)
+                        r_time.append(t)
+                        r_vcpu.append(v)
+                        r_kind.append(kind)
+                        r_exit.append(-1)
+                        r_sub.append(-1)
+                        r_a.append(a)
+                        r_b.append(b)
+                if msr == deadline_msr and not fault:
+                    dt = deadline_t.get(v)
+                    if dt is None:
+                        dt = deadline_t[v] = array("q")
+                        deadline_v[v] = array("q")
+                    dt.append(t)
+                    deadline_v[v].append(value)
+            elif code == EV_ACCEPT:
+                apicid, vec, _mode, _trig, coalesced = f1
+                acc.accept_lines += 1
+                if int(vec) == timer_vec:
+                    if coalesced is not None:
+                        acc.coalesced += 1
+                        continue
+                    v = int(apicid, 16)  # KVM passes vcpu->vcpu_id as `apicid`
+                    _irq(acc.accept_t, acc.accept_k, v, t, deadline_t)
+                    if keep:
+                        _irq_row(rows, t, v, ROW_ACCEPT_IRQ)
+            elif code == EV_INJ:
+                irq, how, hexvec, _reinjected = f1
+                acc.inj_lines += 1
+                vec = int(irq) if irq is not None else int(hexvec, 16)
+                if vec == timer_vec and how != "Soft/INTn":
+                    _irq(acc.inj_t, acc.inj_k, v, t, deadline_t)
+                    if keep:
+                        _irq_row(rows, t, v, ROW_INJ_VIRQ)
+            elif code == EV_EOI:
+                if int(f1[1]) == timer_vec:
+                    acc.timer_eois += 1
+            elif code == EV_IPI:
+                acc.ipis += 1
+            elif code == EV_HVT:
+                if int(f1[1], 16):
+                    acc.hv_timer_on += 1
+                else:
+                    acc.hv_timer_off += 1
 
-    # pending msr-write exits at the end of the trace never saw their kvm_msr
-    for v in pending:
-        vcpus[v][sub_other] += 1
-        nomsr += 1
-    pending.clear()
-    acc.lines = lineno
-    acc.parsed += sum(tp_counts)
-    tp = acc.tracepoints
-    for code, n in enumerate(tp_counts):
-        if n:
-            name = EVENT_NAMES[code]
-            tp[name] = tp.get(name, 0) + n
-    acc.entries += tp_counts[EV_ENTRY]
-    acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
-    acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
-    acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n
-    if tmin != t_inf:
-        nonmono -= 1  # the first line's "decrease" from +inf
-        if acc.first_ns is None:
-            acc.first_ns = tmin
-            acc.min_ns = tmin
-            acc.max_ns = max(tmax, prev)
-        else:
-            acc.min_ns = min(acc.min_ns, tmin)
-            acc.max_ns = max(acc.max_ns, tmax, prev)
-    acc.nonmonotonic += nonmono
-    acc.unpaired_msr_writes += unpaired
-    acc.msr_exits_without_msr += nomsr
-    acc.msr_reads += reads
-    acc.msr_faults += faults
-    acc.deadline_values_clamped += clamped
+    finally:
+        # runs also when a truncated gzip stream raises mid-file: keep what was read
+        # pending msr-write exits at the end of the trace never saw their kvm_msr
+        for v in pending:
+            vcpus[v][sub_other] += 1
+            nomsr += 1
+        pending.clear()
+        acc.lines = lineno
+        acc.parsed += sum(tp_counts)
+        tp = acc.tracepoints
+        for code, n in enumerate(tp_counts):
+            if n:
+                name = EVENT_NAMES[code]
+                tp[name] = tp.get(name, 0) + n
+        acc.entries += tp_counts[EV_ENTRY]
+        acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
+        acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
+        acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n
+        if tmin != t_inf:
+            nonmono -= 1  # the first line's "decrease" from +inf
+            if acc.first_ns is None:
+                acc.first_ns = tmin
+                acc.min_ns = tmin
+                acc.max_ns = max(tmax, prev)
+            else:
+                acc.min_ns = min(acc.min_ns, tmin)
+                acc.max_ns = max(acc.max_ns, tmax, prev)
+        acc.nonmonotonic += nonmono
+        acc.unpaired_msr_writes += unpaired
+        acc.msr_exits_without_msr += nomsr
+        acc.msr_reads += reads
+        acc.msr_faults += faults
+        acc.deadline_values_clamped += clamped
     return table_start
 
 
-def _irq(times: dict[int, array], vcpu: int, t: int) -> None:
+def _irq(
+    times: dict[int, array], counts: dict[int, array], vcpu: int, t: int,
+    deadline_t: dict[int, array],
+) -> None:
+    """Record a timer interrupt: its time and how many deadline writes preceded it."""
     arr = times.get(vcpu)
     if arr is None:
         arr = times[vcpu] = array("q")
+        counts[vcpu] = array("q")
     arr.append(t)
+    counts[vcpu].append(len(deadline_t.get(vcpu, ())))
 
 
 def _irq_row(rows: dict[str, array], t: int, vcpu: int, kind: int) -> None:
@@ -709,6 +739,22 @@ class TraceResult:
     def timer_interrupts(self, vcpu: int) -> np.ndarray:
         """Times (ns, same zero as deadline_writes) of the vCPU's timer-vector interrupts."""
         return self._series(self.acc.irq_times().get(vcpu), None)[0]
+
+    def armed_at_interrupts(self, vcpu: int) -> tuple[np.ndarray, np.ndarray]:
+        """(interrupt time ns, value of the last 0x6e0 write before it in the file).
+
+        Interrupts before any write are left out. Pairing follows line order, which
+        is exact even when the trace clock gives both lines the same timestamp.
+        """
+        times = self.acc.irq_times().get(vcpu)
+        counts = self.acc.irq_write_counts().get(vcpu)
+        values = self.acc.deadline_v.get(vcpu)
+        if not times or counts is None or values is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        k = np.frombuffer(counts, dtype=np.int64) - 1
+        ok = k >= 0
+        t = np.frombuffer(times, dtype=np.int64)[ok] - self.acc.min_ns
+        return t, np.frombuffer(values, dtype=np.int64)[k[ok]]
 
     def _series(
         self, times: array | None, values: array | None

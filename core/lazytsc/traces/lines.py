@@ -35,7 +35,8 @@ HEX = r"[0-9a-fA-F]+"
 # field of the 5.12+ kvm_exit layout must have its full printed width (0x%08x),
 # which catches lines cut short.
 # Groups:
-#   1 cpu  2 irq flags (ftrace only)  3 seconds  4 fraction  5 perf `sys:` prefix
+#   1 cpu (host CPU, unused: not validated)  2 irq flags (ftrace only)  3 seconds
+#   4 fraction  5 perf `sys:` prefix
 #   kvm_exit (TP_printk of kvm_exit, all three historical layouts):
 #     before 5.5:  "reason %s rip 0x%lx info %llx %llx"
 #     5.5 - 5.11:  "vcpu %u reason %s rip 0x%lx info %llx %llx"
@@ -49,7 +50,7 @@ HEX = r"[0-9a-fA-F]+"
 #     14 vcpu
 #   any other event: 15 name  16 payload
 LINE_RE = re.compile(
-    r" \[(\d+)\]\s+"
+    r" \[([^\]\s]*)\]\s+"
     r"(?:([^\s\]:]{4,6})\s+)?"
     r"(\d+)(?:\.(\d+))?:\s+"
     r"(?:\d+\s+)?(?:(\w+):)?"
@@ -89,8 +90,8 @@ PAYLOADS: dict[str, re.Pattern[str]] = {
     # TP_printk("vcpu_id %x hv_timer %x") (a stray "\n" before 4.20 is stripped)
     "kvm_hv_timer_state": re.compile(r"vcpu_id (" + HEX + r") hv_timer (" + HEX + r")\s*$"),
 }
-# Events the hot regex handles itself; a line of theirs that falls through to the
-# generic branch is garbled.
+# Events LINE_RE parses itself; a line of theirs that falls through to the generic
+# branch is garbled.
 HOT_EVENTS = frozenset({"kvm_exit", "kvm_msr", "kvm_entry"})
 KNOWN_EVENTS = HOT_EVENTS | frozenset(PAYLOADS)
 
@@ -101,10 +102,7 @@ _PREAMBLE_RE = re.compile(
 # ftrace: "CPU:%d [LOST %lu EVENTS]"; trace-cmd: "CPU:%d [%llu EVENTS DROPPED]".
 LOST_RE = re.compile(r"\s*CPU:?\s*(\d+)\s*\[(?:LOST (\d+) EVENTS|(\d+) EVENTS DROPPED)\]")
 
-# Header only, for diagnostics of lines the hot regex rejects.
-_HEADER_RE = re.compile(
-    r" \[(\d+)\]\s+(?:([^\s\]:]{4,6})\s+)?(\d+)(?:\.(\d+))?:\s+(?:\d+\s+)?(?:(\w+):)?(\w+):"
-)
+# A loose header, for saying which part of a rejected line is wrong.
 _LOOSE_HEADER_RE = re.compile(r"\[\s*(\S*?)\s*\]\s+(?:\S{4,6}\s+)?(\S+?):\s+(?:(\w+):)?(\w+):")
 
 STYLE_FTRACE = "ftrace"
@@ -118,10 +116,12 @@ def timestamp_ns(seconds: str, fraction: str | None) -> int:
     """Integer ns from the `SECS.FRACTION` text, never through a float.
 
     ftrace/trace-cmd print microseconds (6 digits), `perf script --ns` and
-    `trace-cmd report -t` nanoseconds (9); more digits are truncated to ns.
+    `trace-cmd report -t` nanoseconds (9); more digits are truncated to ns. Without
+    a fraction the number is a raw clock count (trace_clock x86-tsc or counter),
+    taken as ns: the importer warns.
     """
     if not fraction:
-        return int(seconds) * 1_000_000_000
+        return int(seconds)
     k = len(fraction)
     if k <= 9:
         return int(seconds) * 1_000_000_000 + int(fraction) * _NS_SCALE[k]
@@ -434,4 +434,5 @@ def parse_line(line: str) -> TraceLine | str | None:
             if p is None:
                 return diagnose(event, payload)
             fields = {"groups": p.groups()}
-    return TraceLine(thread, int(g[0]), time_ns, event, style, fields)
+    cpu = int(g[0]) if g[0].isdigit() else -1
+    return TraceLine(thread, cpu, time_ns, event, style, fields)
