@@ -144,8 +144,8 @@ def _slow(
         return (EV_EXIT | style, t, key, int(xv) if xv is not None else _FROM_THREAD,
                 reason, info1, None)
     if mw is not None:
-        return (EV_MSR | style, t, key, _FROM_THREAD, mw == "w",
-                int(msrhex, 16), (int(val, 16), gp is not None))
+        direction = (2 if gp is not None else 1) if mw == "w" else 0
+        return (EV_MSR | style, t, key, _FROM_THREAD, direction, int(msrhex, 16), int(val, 16))
     if ev is not None:
         return (EV_ENTRY | style, t, "", int(ev), key, None, None)
     code = _EVENT_CODES.get(oname)
@@ -298,9 +298,10 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                     d = tk[0]
                     if tk[2] != "=" or tk[3][:2] != "0x" or (d != "msr_write" and d != "msr_read"):
                         raise ValueError
-                    f1 = d == "msr_write"
+                    # f1: 0 read, 1 write, 2 write that faulted (#GP)
+                    f1 = (n - 3) if d == "msr_write" else 0
                     f2 = int(tk[1], 16)
-                    f3 = (int(tk[3], 16), n == 5)
+                    f3 = int(tk[3], 16)
                     v = from_thread
                     key = head[: head.find(" [")]
                 elif code == EV_ENTRY:
@@ -407,7 +408,8 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                     reads += 1
                     continue
                 msr = f2
-                value, fault = f3
+                value = f3
+                fault = f1 == 2
                 if value > _INT64_MAX:
                     value = _INT64_MAX
                     clamped += 1

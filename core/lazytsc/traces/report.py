@@ -20,7 +20,8 @@ def format_trace_table(result: object) -> str:
     summary: dict = result.summary()  # type: ignore[attr-defined]
     out = [f"trace: {getattr(result, 'path', '?')} ({summary['format']})", ""]
     out.append(format_seed_table({"recorded": summary}))
-    out.append(f"(timer interrupts counted from {summary['timer_irq_source']})")
+    if summary["timer_irq_source"] != "none":
+        out.append(f"(timer interrupts counted from {summary['timer_irq_source']})")
     per_vcpu: dict = summary["per_vcpu"]
     if len(per_vcpu) > 1:
         out.append("")

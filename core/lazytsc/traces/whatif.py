@@ -231,7 +231,8 @@ def build_scenario(
     at, vc, raw = at[order], vc[order], raw[order]
     if len(at) > max_requests:
         warnings.append(
-            f"replayed the first {max_requests:,} of {len(at):,} deadline writes (max_requests)"
+            f"replayed the first {max_requests:,} of {len(at):,} deadline writes (max_requests):"
+            " the savings cover that window only"
         )
         at, vc, raw = at[:max_requests], vc[:max_requests], raw[:max_requests]
     sim = calibration.sim_tsc(raw)

@@ -1,0 +1,110 @@
+"""What-if: the recorded 0x6e0 writes replayed through the engine's lazy driver and host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from lazytsc.traces import import_trace
+from lazytsc.traces.synth import iter_tcp_rr
+from lazytsc.traces.whatif import calibrate, format_what_if, what_if
+
+DATA = Path(__file__).parent / "data" / "traces"
+KHZ = 2_000_000
+OFFSET = 7_000_000_000_000
+START_US = 5_000_000  # iter_tcp_rr's first event
+CYCLES = 1_500
+
+
+@pytest.fixture(scope="module")
+def tcp_rr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("whatif") / "tcp_rr.txt"
+    with open(path, "w") as f:
+        f.writelines(iter_tcp_rr(CYCLES, tsc_khz=KHZ, tsc_offset=OFFSET))
+    return path
+
+
+def test_calibration_recovers_the_guest_tsc(tcp_rr: Path) -> None:
+    result = import_trace(tcp_rr)
+    cal = calibrate(result, [0, 1])
+    assert cal.method == "fit"
+    assert cal.tsc_khz == KHZ
+    # guest TSC at the trace's first line
+    assert abs(cal.offset - (START_US * 1000 * KHZ // 1_000_000 + OFFSET)) < 2 * KHZ // 1000
+
+
+def test_lazy_saves_most_tsc_deadline_exits(tcp_rr: Path) -> None:
+    result = import_trace(tcp_rr)
+    recorded = result.summary()
+    w = what_if(result)
+    writes = recorded["timer"]["msr_writes"]
+    assert writes == 3 * 2 * CYCLES + recorded["timer"]["interrupts"]
+    assert w.requests == writes
+    # the replay went through the engine's guest driver in both modes
+    assert w.classic["timer"]["deadline_requests"] >= writes
+    assert w.lazy["timer"]["deadline_requests"] >= writes
+    assert w.classic["timer"]["msr_writes_skipped"] == 0
+    assert w.saved_tsc_deadline_exits > 0.9 * writes
+    assert w.saved_tsc_deadline_exits == (
+        w.classic["exits_replay_only"]["msr_write"]["tsc-deadline"]
+        - w.lazy["exits_replay_only"]["msr_write"]["tsc-deadline"]
+    )
+    res = w.resulting
+    assert res["exits"]["msr_write"]["tsc-deadline"] == writes - w.saved_tsc_deadline_exits
+    assert res["exits"]["total"] < recorded["exits"]["total"]
+    # exits the replay does not model stay as recorded
+    for reason in ("halt", "cpuid", "ept-violation"):
+        assert res["exits"]["by_reason"][reason] == recorded["exits"]["by_reason"][reason]
+    assert res["exits"]["msr_write"]["apic-icr"] == recorded["exits"]["msr_write"]["apic-icr"]
+    # never-disarmed deadlines fire early: the reviewers' worry, made visible
+    assert w.added_spurious_interrupts == w.lazy["timer"]["spurious"] - w.classic["timer"]["spurious"]
+    assert w.added_spurious_interrupts >= 0
+    assert res["timer"]["spurious"] == w.added_spurious_interrupts
+    text = format_what_if(w)
+    assert "tsc-deadline exits saved" in text and "lazy (what-if)" in text
+
+
+def test_replay_is_deterministic(tcp_rr: Path) -> None:
+    result = import_trace(tcp_rr)
+    assert what_if(result).as_dict() == what_if(result).as_dict()
+
+
+def test_given_tsc_khz_is_used(tcp_rr: Path) -> None:
+    result = import_trace(tcp_rr)
+    w = what_if(result, tsc_khz=KHZ)
+    assert w.calibration.method == "interrupts"
+    assert w.calibration.tsc_khz == KHZ
+
+
+def test_without_interrupts_the_calibration_says_it_guessed(tmp_path: Path) -> None:
+    path = tmp_path / "noirq.txt"
+    with open(path, "w") as f:
+        f.writelines(line for line in iter_tcp_rr(200) if "vec 236" not in line)
+    w = what_if(import_trace(path))
+    assert w.calibration.method == "earliest-deadline"
+    assert any("no timer interrupts to calibrate" in x for x in w.warnings)
+    assert w.saved_tsc_deadline_exits > 0
+
+
+def test_trace_without_deadline_writes() -> None:
+    w = what_if(import_trace(DATA / "perf_kvm_stat.txt"))
+    assert w.requests == 0 and w.saved_tsc_deadline_exits == 0
+    assert any("nothing to replay" in x for x in w.warnings)
+    assert w.resulting["exits"] == w.recorded["exits"]
+
+
+def test_unknown_vcpu_writes_are_left_out() -> None:
+    w = what_if(import_trace(DATA / "trace_pipe_old.txt"))
+    assert any("unknown vCPU" in x for x in w.warnings)
+    assert sorted(w.vcpus) == [0, 1]
+
+
+def test_max_requests_bounds_the_replay(tcp_rr: Path) -> None:
+    w = what_if(import_trace(tcp_rr), max_requests=100)
+    assert w.requests == 100
+    assert any("first 100" in x for x in w.warnings)
+
+
+def test_only_lazy_is_a_what_if(tcp_rr: Path) -> None:
+    with pytest.raises(ValueError):
+        what_if(import_trace(tcp_rr), mode="classic")
