@@ -4,7 +4,6 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from lazytsc.scenario import ScenarioError, check_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[1] / "resources" / "scenarios").glob("*.toml"))

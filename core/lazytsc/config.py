@@ -118,7 +118,7 @@ class HostConfig:
     sw_timer_latency_ns: int = 800
     wakeup_latency_ns: int = 8000
     exit_cost_ns: int = 600
-    late_tolerance_ns: int = 5000
+    late_tolerance_ns: int = 10_000
     hv_max_delta_cycles: int = (1 << 32) << 5
     guest_mem_bytes: int = 4 << 30
 
@@ -138,7 +138,7 @@ HOST_SPECS: tuple[Spec, ...] = (
         0,
         1_000_000,
     ),
-    Spec("late_tolerance_ns", "duration", 5000, "An interrupt more than this after the wanted deadline is flagged `late`.", 0, 1_000_000_000),
+    Spec("late_tolerance_ns", "duration", 10_000, "An interrupt more than this after the wanted deadline is flagged `late` (default above wakeup_latency_ns: a timer waking a halted vCPU is not late).", 0, 1_000_000_000),
     Spec("hv_max_delta_cycles", "int", (1 << 32) << 5, "Longest delta the VMX preemption timer takes; longer deadlines fall back to the hrtimer.", 1, 1 << 62),
     Spec("guest_mem_bytes", "int", 4 << 30, "Guest memory size: a PV page GPA beyond it fails to map (the MSR write #GPs).", 4096, 1 << 52),
 )

@@ -145,6 +145,9 @@ class Session:
         self.breakpoints: list[Breakpoint] = [Breakpoint.from_spec(s) for s in scenario.breakpoints]
         self._cp_pos: list[int] = [0]
         self._cp_state: list[EngineState] = [self.engine.save_state()]
+        # Events of the last action after the one a breakpoint stopped on: the next
+        # run() checks them first, so no hit inside one action is skipped.
+        self._unchecked: tuple[int, int] | None = None
 
     # ---- state ---------------------------------------------------------------------------
     @property
@@ -174,6 +177,7 @@ class Session:
     # ---- forward -------------------------------------------------------------------------
     def step(self) -> int:
         """Run one action (at least one event); returns the number of events it logged."""
+        self._unchecked = None
         n = self.engine.step()
         self._maybe_checkpoint()
         return n
@@ -203,6 +207,11 @@ class Session:
         engine = self.engine
         limit = self.position + max_events if max_events is not None else None
         next_progress = self.position + progress_every
+        pending, self._unchecked = self._unchecked, None
+        if pending is not None and active and pending[1] == self.position:
+            hit = self._check(active, pending[0], pending[1])
+            if hit is not None:
+                return hit
         while not engine.done:
             if cancel is not None and cancel():
                 return RunResult("cancelled", self.position)
@@ -220,18 +229,27 @@ class Session:
             else:
                 n0 = self.position
                 self.step()
-                for index in range(n0, self.position):
-                    hit = None
-                    for bp in active:
-                        if bp.matches(engine, index):
-                            bp.hits += 1
-                            hit = hit or bp
-                    if hit is not None:
-                        return RunResult("breakpoint", self.position, hit, index)
+                hit = self._check(active, n0, self.position)
+                if hit is not None:
+                    return hit
             if progress is not None and self.position >= next_progress:
                 progress(self.position)
                 next_progress = self.position + progress_every
         return RunResult("end", self.position)
+
+    def _check(self, active: list[Breakpoint], start: int, stop: int) -> RunResult | None:
+        """Check events [start, stop) in order; stop at the first event any breakpoint hits."""
+        for index in range(start, stop):
+            hit = None
+            for bp in active:
+                if bp.matches(self.engine, index):
+                    bp.hits += 1
+                    hit = hit or bp
+            if hit is not None:
+                if index + 1 < stop:
+                    self._unchecked = (index + 1, stop)
+                return RunResult("breakpoint", self.position, hit, index)
+        return None
 
     # ---- backward ------------------------------------------------------------------------
     def _restore_at_or_before(self, pos: int) -> int:
@@ -242,6 +260,7 @@ class Session:
     def goto(self, pos: int) -> int:
         """Go to the first action boundary at or after event count `pos` (either direction)."""
         pos = max(0, pos)
+        self._unchecked = None
         if pos < self.position:
             # Only checkpoints inside the current log are usable (their prefix is there);
             # going forward simply runs on.
@@ -261,6 +280,7 @@ class Session:
 
     def step_back(self) -> bool:
         """Return to the boundary before the current one; False at the start."""
+        self._unchecked = None
         here = self.position
         if here == 0:
             return False
@@ -305,6 +325,7 @@ class Session:
 
     def restart(self) -> None:
         """Back to the start: the first checkpoint; hit counts reset."""
+        self._unchecked = None
         self.engine.restore_state(self._cp_state[0])
         for bp in self.breakpoints:
             bp.hits = 0

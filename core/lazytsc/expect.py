@@ -82,6 +82,7 @@ def evaluate(scenario: Scenario, per_mode: dict[str, dict]) -> list[Outcome]:
         modes = ["both"] if exp.what.startswith("reduction.") else ([exp.mode] if exp.mode else list(per_mode))
         for mode in modes:
             if mode != "both" and mode not in per_mode:
+                out.append(Outcome(exp, mode, False, f"a {mode} run", f"the scenario runs only {', '.join(per_mode)}"))
                 continue
             parts = []
             if exp.equals is not None:

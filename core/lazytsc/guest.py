@@ -81,6 +81,11 @@ class GuestMixin:
     def guest_wrmsr_tsc_deadline(self: Engine, v: Vcpu, value: int) -> None:
         """WRMSR 0x6e0: an msr-write exit handled by kvm_set_lapic_tscdeadline_msr()."""
         self._ev(v.id, Kind.WRMSR_TSC_DEADLINE, Exit.MSR_WRITE, MsrSub.TSC_DEADLINE, a=value, b=v.page_armed)
+        if v.timer_mode == MODE_TSCDEADLINE:
+            # The guest re-programs before a latched expiry was injected: KVM's
+            # start_apic_timer() path resets lapic_timer.pending, so the stale expiry
+            # is never delivered against the new deadline.
+            v.latched = False
         self.set_tscdeadline_msr(v, value)
         self._entry(v)
 

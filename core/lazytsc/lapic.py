@@ -283,14 +283,15 @@ class LapicMixin:
             # The vCPU sits in the host (exit handling, then the busy-wait) until the
             # injection: no guest instruction runs meanwhile.
             v.stall_until = at
-        self._at(at, self.H_DELIVER_TIMER, v.id, 0)
+        self._at(at, self.H_DELIVER_TIMER, v.id, self.root)
 
-    def _deliver_timer(self: Engine, v: Vcpu, _arg: int) -> None:
+    def _deliver_timer(self: Engine, v: Vcpu, parent: int) -> None:
         """kvm_inject_apic_timer_irqs() -> kvm_apic_local_deliver(APIC_LVTT)."""
         if not v.latched:
-            return  # already delivered (e.g. at a wake-up)
+            return  # already delivered (e.g. at a wake-up) or reset by a new deadline
         if v.blocked:
             return  # it blocked meanwhile; the wake-up delivers it
+        self.cause = parent
         self.deliver_latched_timer(v)
 
     def deliver_latched_timer(self: Engine, v: Vcpu) -> None:

@@ -40,7 +40,7 @@ class LazyHostMixin:
         if value & 1:
             if v.mapped and self.variant == "v3":
                 self.lazy_exit(v, EXIT_REENABLE)  # V3: re-enabling runs exit before init
-            if not self.lazy_init(v, value & ~0x3F):
+            if not self.lazy_init(v, value & ~1):  # reserved low bits: init refuses unaligned GPAs
                 v.msr_val = 0
                 return False
             v.msr_val = value

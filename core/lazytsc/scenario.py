@@ -342,6 +342,9 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
         c.errors.append(ScenarioError(filename, 1, "format", "`format = 1` (the file format version)"))
     nvcpus = top.get("vcpus", 1)
     defaults = c.table(("defaults",), data.get("defaults", {}), VCPU_SPECS)
+    if defaults.get("pv_gpa", 0) % 64:
+        c.error(("defaults", "pv_gpa"), "a 64-byte aligned guest physical address")
+        defaults.pop("pv_gpa")
     vcpu_cfgs = [VcpuConfig(**defaults) for _ in range(nvcpus)]
     raw_vcpus = data.get("vcpu", [])
     if not isinstance(raw_vcpus, list):
@@ -359,6 +362,8 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
         if not isinstance(vid, int) or isinstance(vid, bool) or not 0 <= vid < len(vcpu_cfgs):
             c.error(path + ("id",), f"a vCPU index from 0 to {len(vcpu_cfgs) - 1}")
             continue
+        if values.get("pv_gpa", 0) % 64:
+            c.error(path + ("pv_gpa",), "a 64-byte aligned guest physical address")
         merged = {**vars(vcpu_cfgs[vid]), **values}
         vcpu_cfgs[vid] = VcpuConfig(**merged)
     host = HostConfig(**c.table(("host",), data.get("host", {}), HOST_SPECS))
@@ -461,7 +466,7 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
             c.error(path + ("at",), str(exc))
             continue
         if at < last_at:
-            c.error(path + ("at",), f"times in order (>= {entry['at']!r} is before script[{last_index}] at {last_at} ns)")
+            c.error(path + ("at",), f"times in order: a time >= {last_at} ns (script[{last_index}].at), got {entry['at']!r}")
             continue
         last_at, last_index = at, i
         vcpu = entry.get("vcpu", 0)

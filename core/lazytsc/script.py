@@ -166,7 +166,10 @@ class ScriptMixin:
         elif name == "ipi":
             self.guest_send_ipi(v, args["dest"], args.get("vector", 0xFD))
         elif name == "eoi":
-            self.guest_eoi(v, args.get("vector", 0xEC))
+            if v.cfg.apicv:
+                self._ev(v.id, Kind.WRMSR_EOI, a=args.get("vector", 0xEC))  # virtualized: no exit
+            else:
+                self.guest_eoi(v, args.get("vector", 0xEC))
         elif name == "cpuid":
             eax = (1 << KVM_FEATURE_LAZY_TSCDEADLINE) if v.cfg.cpuid_lazy else 0
             self._ev(v.id, Kind.CPUID, Exit.CPUID, a=eax)
@@ -207,7 +210,8 @@ class ScriptMixin:
         value = self.lapic_read(v, number)
         # TMCCT is never virtualized; other reads exit only without APICv.
         exits = number == X2APIC_TMCCT or not v.cfg.apicv
-        self._ev(v.id, Kind.LAPIC_READ, Exit.MSR_READ if exits else Exit.NONE, a=number, b=value)
+        reason = (Exit.MSR_READ if v.cfg.x2apic else Exit.OTHER) if exits else Exit.NONE
+        self._ev(v.id, Kind.LAPIC_READ, reason, a=number, b=value)
         if exits:
             self._entry(v)
         return value
@@ -278,7 +282,7 @@ class ScriptMixin:
         # Guest memory arrives as of the last copy: host writes to the page are not dirty-tracked.
         v.page_pending, v.page_armed = saved.page_pending, saved.page_armed
         if vmm_support and saved.msr_val & 1:
-            if self.lazy_init(v, saved.msr_val & ~0x3F):
+            if self.lazy_init(v, saved.msr_val & ~1):
                 v.msr_val = saved.msr_val
         if v.timer_mode == MODE_TSCDEADLINE:
             self.set_tscdeadline_msr(v, saved.tscdeadline)

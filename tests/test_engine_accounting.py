@@ -1,0 +1,113 @@
+"""Exit accounting and causality (DESIGN.md section 3): every exit is counted once with
+the seed's names, attributable to the event that caused it."""
+
+from __future__ import annotations
+
+from lazytsc.accounting import caused_by, summarize
+from lazytsc.engine import Engine
+from lazytsc.scenario import load_scenario
+from lazytsc_testkit import SCENARIOS, events, run, script
+
+HEAD = 'duration = "300us"\n[defaults]\nreprogram_jitter_cycles = 0\n'
+OVERWRITE = (
+    dict(at="10us", op="set_next_event", delta="100us"),
+    dict(at="20us", op="set_next_event", delta="100us"),
+)
+
+
+def test_summary_counts_every_exit_event_once():
+    e = run(load_scenario(SCENARIOS / "tcp_rr.toml"), "lazy")
+    s = e.summary()
+    exits = [ev for ev in e.log if ev.exit >= 0]
+    assert s["exits"]["total"] == len(exits)
+    for reason, count in s["exits"]["by_reason"].items():
+        assert count == sum(1 for ev in exits if ev.exit_name == reason), reason
+    for sub, count in s["exits"]["msr_write"].items():
+        assert count == sum(1 for ev in exits if ev.exit_name == "msr-write" and ev.sub_name == sub), sub
+
+
+def test_summary_of_a_prefix_equals_the_run_stopped_there():
+    sc = load_scenario(SCENARIOS / "tcp_rr.toml")
+    full = run(sc, "lazy")
+    for n in (0, 1, 77, 1000, 5000):
+        part = Engine(sc, "lazy")
+        part.run(max_events=n)
+        k = len(part.log)
+        got = summarize(full.log, upto=k)
+        want = summarize(part.log)
+        assert got == want, n
+
+
+def test_caused_by_follows_arm_fire_kick_rearm():
+    """seed_overwrite, lazy: the first arm (10us) fires at 109us, kick re-arms pending,
+    which fires at 149us and kick disarms: all caused by the first arm."""
+    e = run(load_scenario(SCENARIOS / "seed_overwrite.toml"), "lazy")
+    arm = events(e, "timer_arm")[0]
+    chain = [e.log.event(int(i)) for i in caused_by(e.log, arm.index)]
+    names = [(ev.time, ev.kind_name) for ev in chain]
+    for item in [
+        (10_000, "timer_arm"),
+        (109_000, "timer_fire"),
+        (109_000, "kick"),
+        (109_000, "timer_arm"),
+        (149_000, "timer_fire"),
+        (149_000, "kick"),
+    ]:
+        assert item in names
+    assert all(ev.time >= arm.time for ev in chain)
+
+
+def test_caused_by_a_halted_expiry_includes_the_wake_kick_and_interrupt():
+    ops = (*OVERWRITE, dict(at="30us", op="hlt"))
+    e = run(HEAD + script(*ops), "lazy")
+    fire = events(e, "timer_fire")[0]
+    names = [e.log.event(int(i)).kind_name for i in caused_by(e.log, fire.index)]
+    for kind in ("timer_fire", "kick_request", "wake", "kick", "guest_timer_irq", "spurious"):
+        assert kind in names
+
+
+def test_caused_by_a_running_expiry_includes_the_interrupt_and_its_exits():
+    """Same as the halted case, on a running vCPU (hv path, no APICv: the EOI exits).
+    The early interrupt, its EOI exit and the reprogram are consequences of the expiry."""
+    e = run(HEAD + "apicv = false\n" + script(*OVERWRITE), "lazy")
+    fire = events(e, "timer_fire")[0]
+    caused = [e.log.event(int(i)) for i in caused_by(e.log, fire.index)]
+    names = [ev.kind_name for ev in caused]
+    assert "guest_timer_irq" in names and "spurious" in names
+    assert any(ev.exit_name == "msr-write" and ev.sub_name == "apic-eoi" for ev in caused)
+
+
+def test_explicit_eoi_with_apicv_is_not_an_exit():
+    e = run(HEAD + script(dict(at="10us", op="eoi")), "classic")
+    (eoi,) = events(e, "wrmsr_eoi")
+    assert eoi.exit == -1
+    assert e.summary()["exits"]["total"] == 0
+
+
+def test_explicit_eoi_without_apicv_is_an_msr_write():
+    e = run(HEAD + "apicv = false\n" + script(dict(at="10us", op="eoi")), "classic")
+    (eoi,) = events(e, "wrmsr_eoi")
+    assert (eoi.exit_name, eoi.sub_name, eoi.a) == ("msr-write", "apic-eoi", 0xEC)
+
+
+def test_xapic_tmcct_read_is_not_an_msr_read():
+    e = run(HEAD + "x2apic = false\n" + script(dict(at="10us", op="read", reg="tmcct", label="c")), "classic")
+    (read,) = events(e, "lapic_read")
+    assert read.exit >= 0 and read.exit_name != "msr-read"
+
+
+def test_xapic_register_writes_are_not_msr_writes():
+    ops = (dict(at="10us", op="write", reg="lvtt", value=0x400EC), dict(at="20us", op="ipi", dest=0))
+    e = run(HEAD + "x2apic = false\n" + script(*ops), "classic")
+    s = e.summary()
+    assert s["exits"]["by_reason"]["msr-write"] == 0
+    assert s["exits"]["by_reason"]["other"] == 2
+    # the TSC-deadline MSR is an MSR in either APIC mode
+    e = run(HEAD + "x2apic = false\n" + script(dict(at="10us", op="set_next_event", delta="5us")), "classic")
+    assert e.summary()["exits"]["msr_write"]["tsc-deadline"] == 1
+
+
+def test_tsc_deadline_msr_read_is_an_msr_read_exit():
+    e = run(HEAD + script(dict(at="10us", op="read", reg="tsc_deadline", label="d")), "classic")
+    (read,) = events(e, "lapic_read")
+    assert (read.exit_name, read.a) == ("msr-read", 0x6E0)
