@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from PySide6 import QtCore, QtGui, QtWidgets
-
 from lazytsc.taxonomy import EXIT_ORDER, HAZARD_KINDS, KIND_NAMES
+from PySide6 import QtCore, QtGui, QtWidgets
 
 HAZARD_NAMES = tuple(KIND_NAMES[k] for k in sorted(HAZARD_KINDS))
 
@@ -30,6 +29,7 @@ class Theme:
     plot_bg: str
     plot_fg: str
     grid: str
+    grid_minor: str
     lane_alt: str  # background band of every other lane row
     changed_bg: str  # state panel: field changed by the last step
     changed_fg: str
@@ -98,6 +98,7 @@ def _marks(dark: bool) -> dict[str, str]:
         "fire": "#c5e1a5" if dark else "#1b5e20",
         "irq": "#ffd54f" if dark else "#f57f17",
         "ipi": "#9fa8da" if dark else "#3949ab",
+        "dropped": "#ff8a80" if dark else "#c62828",
         "hlt": "#4db6ac" if dark else "#00897b",
         "update": "#4fc3f7" if dark else "#0277bd",
         "kick": "#ffb74d" if dark else "#e65100",
@@ -135,7 +136,8 @@ DARK = Theme(
     mid="#3b4046",
     plot_bg="#16181b",
     plot_fg="#c8ccd0",
-    grid="#3a3f45",
+    grid="#33383e",
+    grid_minor="#24282c",
     lane_alt="#1d2024",
     changed_bg="#7a5d00",
     changed_fg="#fff8e1",
@@ -159,7 +161,8 @@ LIGHT = Theme(
     mid="#c8c8c8",
     plot_bg="#ffffff",
     plot_fg="#303030",
-    grid="#dddddd",
+    grid="#dcdcdc",
+    grid_minor="#eeeeee",
     lane_alt="#f4f6f8",
     changed_bg="#ffe082",
     changed_fg="#3e2723",

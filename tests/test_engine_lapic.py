@@ -439,16 +439,19 @@ def test_at_most_one_expiry_is_latched():
     assert times(e, "guest_timer_irq") == [179_000]  # woken 120us after the 59us expiry
 
 
-def test_a_new_deadline_resets_a_latched_expiry():
-    """Two expired deadlines written back to back: the second write resets the latched
-    expiry of the first (KVM's start_apic_timer path), so one interrupt and no coalescing."""
+def test_expired_deadlines_written_back_to_back_each_interrupt_once():
+    """Two expired deadlines written at the same instant: the first expiry is injected at
+    the entry after its WRMSR, before the guest executes the next write; so two
+    interrupts, and nothing is coalesced."""
     body = LINUX + script(
         dict(at="10us", op="wrmsr_tsc_deadline", value=1000),
         dict(at="10us", op="wrmsr_tsc_deadline", value=2000),
     )
     e = run(body, "classic")
     assert events(e, "timer_coalesced") == []
-    assert times(e, "guest_timer_irq") == [10_000]
+    assert times(e, "guest_timer_irq") == [10_000, 10_000]
+    kinds = [ev.kind_name for ev in events(e) if ev.kind_name in ("wrmsr_tsc_deadline", "guest_timer_irq")]
+    assert kinds == ["wrmsr_tsc_deadline", "guest_timer_irq", "wrmsr_tsc_deadline", "guest_timer_irq"]
 
 
 def test_hv_expiry_is_a_preemption_timer_exit_and_sw_expiry_an_intr_exit():

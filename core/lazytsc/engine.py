@@ -238,7 +238,7 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
             time, _seq, handler, vid, arg = heappop(queue)
             self.now = time
             v = vcpus[vid] if vid >= 0 else None
-            if v is not None and v.stall_until > time and guest_side[handler]:
+            if v is not None and v.stall_until >= time and guest_side[handler]:
                 self._at(v.stall_until, handler, vid, arg)
                 continue
             self.root = -1

@@ -221,6 +221,11 @@ class LapicMixin:
         gen, arm_idx = arg
         if gen != v.timer_gen or not v.timer_active:
             return  # cancelled or re-armed since: hrtimer_cancel won the race
+        if v.stall_until >= self.now and v.timer_mode == MODE_TSCDEADLINE:
+            # A deadline (re-armed by kick) expiring while the vCPU busy-waits in the host
+            # for the previous injection is seen at the next entry, after that injection.
+            self._at(v.stall_until, self.H_TIMER_FIRE, v.id, arg)
+            return
         v.timer_active = False
         tscdl = v.timer_mode == MODE_TSCDEADLINE
         deadline = v.tscdeadline if tscdl else v.tsc(v.target_ns)
@@ -287,6 +292,8 @@ class LapicMixin:
 
     def _deliver_timer(self: Engine, v: Vcpu, parent: int) -> None:
         """kvm_inject_apic_timer_irqs() -> kvm_apic_local_deliver(APIC_LVTT)."""
+        if v.stall_until == self.now:
+            v.stall_until = -1  # the busy-wait ends: actions waiting for it may run
         if not v.latched:
             return  # already delivered (e.g. at a wake-up) or reset by a new deadline
         if v.blocked:

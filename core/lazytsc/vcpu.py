@@ -111,7 +111,7 @@ class Vcpu:
         self.guest_idle = False
         self.wake_pending = False
         self.penalty_ns = 0
-        self.stall_until = 0
+        self.stall_until = -1  # ns until which the vCPU busy-waits in the host (-1: none)
         self.pv_registered = False
         self.timers: dict[str, int] = {}
         self.expires_next = NEVER

@@ -1,0 +1,228 @@
+"""A virtualized table model over the numpy event log: no per-row Python objects.
+
+Rows are either every event or the event indices a filter selected (one numpy
+array). Cells are formatted on demand for the rows the view paints; events
+after the cursor are dimmed and the current event is highlighted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lazytsc.eventlog import EventLog
+from lazytsc.taxonomy import EXIT_NAMES, HAZARD_KINDS, KIND_FIELDS, KIND_NAMES, MSR_SUB_NAMES
+from lazytsc.units import parse_duration
+from PySide6 import QtCore, QtGui
+
+from . import themes
+from .fmt import fmt_hex, fmt_ns
+
+COLUMNS = ("#", "time", "vCPU", "kind", "exit", "a", "b", "parent")
+HAZARD_CODES = np.array(sorted(HAZARD_KINDS), dtype=np.int16)
+Qt = QtCore.Qt
+
+
+def _value(name: str, value: int) -> str:
+    return f"{name}={fmt_hex(value)}" if name else ""
+
+
+class EventsModel(QtCore.QAbstractTableModel):
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self.log: EventLog | None = None
+        self.rows: np.ndarray | None = None  # filtered event indices (None: all)
+        self.position = 0
+        self.filters: dict = {}
+        self._cols: dict[str, np.ndarray] = {}
+        self._n = 0
+
+    # ---- data source ----------------------------------------------------------------------
+    def set_log(self, log: EventLog | None) -> None:
+        self.beginResetModel()
+        self.log = log
+        self._cols = {n: log.column(n) for n in ("time", "vcpu", "kind", "exit", "sub", "a", "b", "parent")} if log is not None else {}
+        self._n = len(log) if log is not None else 0
+        self.rows = None
+        self.position = 0
+        self._apply_filters()
+        self.endResetModel()
+
+    def set_position(self, pos: int) -> None:
+        old = self.position
+        self.position = pos
+        if self.rowCount() and old != pos:
+            # Rows between the old and new cursor change colour; the view repaints only what it shows.
+            lo, hi = sorted((old - 1, pos - 1))
+            r0 = max(0, self.row_of(max(lo, 0), nearest=True))
+            r1 = min(self.rowCount() - 1, max(r0, self.row_of(max(hi, 0), nearest=True)))
+            self.dataChanged.emit(self.index(r0, 0), self.index(r1, len(COLUMNS) - 1), [Qt.ItemDataRole.ForegroundRole, Qt.ItemDataRole.BackgroundRole])
+
+    # ---- filtering --------------------------------------------------------------------------
+    def set_filters(self, kinds: set[int] | None = None, vcpu: int | None = None, exit_code: int | None = None, hazards_only: bool = False, exits_only: bool = False) -> None:
+        self.beginResetModel()
+        self.filters = {"kinds": kinds, "vcpu": vcpu, "exit": exit_code, "hazards": hazards_only, "exits": exits_only}
+        self._apply_filters()
+        self.endResetModel()
+
+    def _apply_filters(self) -> None:
+        f = self.filters
+        if not self._n or not any(v not in (None, False) for v in f.values()):
+            self.rows = None
+            return
+        mask = np.ones(self._n, dtype=bool)
+        if f.get("kinds"):
+            mask &= np.isin(self._cols["kind"], np.array(sorted(f["kinds"]), dtype=np.int16))
+        if f.get("vcpu") is not None:
+            mask &= self._cols["vcpu"] == f["vcpu"]
+        if f.get("exit") is not None:
+            mask &= self._cols["exit"] == f["exit"]
+        if f.get("exits"):
+            mask &= self._cols["exit"] >= 0
+        if f.get("hazards"):
+            mask &= np.isin(self._cols["kind"], HAZARD_CODES)
+        self.rows = np.nonzero(mask)[0]
+
+    def event_at(self, row: int) -> int:
+        if self.rows is None:
+            return row
+        return int(self.rows[row]) if 0 <= row < len(self.rows) else -1
+
+    def row_of(self, index: int, nearest: bool = False) -> int:
+        """Row showing event `index` (-1 if filtered out, or the next row if `nearest`)."""
+        if self.rows is None:
+            return index if 0 <= index < self._n else -1
+        r = int(np.searchsorted(self.rows, index))
+        if r < len(self.rows) and self.rows[r] == index:
+            return r
+        return min(r, len(self.rows) - 1) if nearest else -1
+
+    # ---- Qt model API ------------------------------------------------------------------------
+    def rowCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: B008
+        if parent.isValid():
+            return 0
+        return self._n if self.rows is None else len(self.rows)
+
+    def columnCount(self, parent=QtCore.QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        return None
+
+    def cell_text(self, i: int, col: int) -> str:
+        c = self._cols
+        kind = int(c["kind"][i])
+        if col == 0:
+            return str(i)
+        if col == 1:
+            return fmt_ns(int(c["time"][i]))
+        if col == 2:
+            v = int(c["vcpu"][i])
+            return str(v) if v >= 0 else "VM"
+        if col == 3:
+            return KIND_NAMES.get(kind, str(kind))
+        if col == 4:
+            e = int(c["exit"][i])
+            if e < 0:
+                return ""
+            s = int(c["sub"][i])
+            return EXIT_NAMES.get(e, str(e)) + (f" / {MSR_SUB_NAMES.get(s, s)}" if s >= 0 else "")
+        names = KIND_FIELDS.get(kind, ("a", "b"))
+        if col == 5:
+            return _value(names[0], int(c["a"][i]))
+        if col == 6:
+            return _value(names[1], int(c["b"][i]))
+        if col == 7:
+            p = int(c["parent"][i])
+            return str(p) if p >= 0 else ""
+        return ""
+
+    def data(self, index: QtCore.QModelIndex, role=Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or self.log is None:
+            return None
+        i = self.event_at(index.row())
+        if i < 0:
+            return None
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.cell_text(i, col)
+        th = themes.current()
+        if role == Qt.ItemDataRole.ForegroundRole:
+            kind = int(self._cols["kind"][i])
+            if i >= self.position:
+                return QtGui.QColor(th.future_fg)
+            if kind in HAZARD_KINDS and col == 3:
+                return QtGui.QColor(th.marks.get(f"haz:{KIND_NAMES[kind]}", th.text))
+            if col == 4 and self._cols["exit"][i] >= 0:
+                return QtGui.QColor(th.marks.get(f"exit:{EXIT_NAMES[int(self._cols['exit'][i])]}", th.text))
+            return None
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if i == self.position - 1:
+                return QtGui.QColor(th.current_row_bg)
+            return None
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            if col in (0, 1, 2, 7):
+                return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            return None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            ev = self.log.event(i)
+            state = "executed" if i < self.position else "not yet executed (after the cursor)"
+            return f"#{i} at {fmt_ns(ev.time)}, vCPU {ev.vcpu}: {ev.describe()}\n{state}"
+        return None
+
+    # ---- search -----------------------------------------------------------------------------
+    def match_mask(self, query: str, rows: np.ndarray) -> np.ndarray:
+        """Which of `rows` match a search query.
+
+        `#123` an event index, `@150us` the first event at or after a time, a number
+        (decimal or 0x hex) a value in a/b, anything else a substring of the kind,
+        exit or msr-write sub-reason name.
+        """
+        q = query.strip().lower()
+        c = self._cols
+        if not q or not len(rows):
+            return np.zeros(len(rows), dtype=bool)
+        if q.startswith("#") and q[1:].isdigit():
+            return rows == int(q[1:])
+        if q.startswith("@"):
+            try:
+                t = parse_duration(q[1:].strip())
+            except ValueError:
+                return np.zeros(len(rows), dtype=bool)
+            first = int(np.searchsorted(c["time"], t))
+            return rows == first
+        try:
+            number = int(q, 0)
+        except ValueError:
+            number = None
+        if number is not None:
+            return (c["a"][rows] == number) | (c["b"][rows] == number)
+        kinds = np.array([k for k, n in KIND_NAMES.items() if q in n], dtype=np.int16)
+        exits = np.array([e for e, n in EXIT_NAMES.items() if q in n], dtype=np.int8)
+        subs = np.array([s for s, n in MSR_SUB_NAMES.items() if q in n], dtype=np.int8)
+        m = np.isin(c["kind"][rows], kinds)
+        if len(exits):
+            m |= np.isin(c["exit"][rows], exits)
+        if len(subs):
+            m |= np.isin(c["sub"][rows], subs) & (c["exit"][rows] >= 0)
+        return m
+
+    def find(self, query: str, start_row: int, forward: bool = True) -> int:
+        """Next (or previous) row after `start_row` matching `query`, wrapping; -1 if none."""
+        n = self.rowCount()
+        if not n:
+            return -1
+        rows = self.rows if self.rows is not None else np.arange(n)
+        mask = self.match_mask(query, rows)
+        hits = np.nonzero(mask)[0]
+        if not len(hits):
+            return -1
+        if forward:
+            after = hits[hits > start_row]
+            return int(after[0]) if len(after) else int(hits[0])
+        before = hits[hits < start_row]
+        return int(before[-1]) if len(before) else int(hits[-1])
+
+    def count_matches(self, query: str) -> int:
+        rows = self.rows if self.rows is not None else np.arange(self.rowCount())
+        return int(np.count_nonzero(self.match_mask(query, rows)))

@@ -1,0 +1,184 @@
+"""Exit accounting in the seed's layout: at the cursor and for the whole run.
+
+Counts come from `lazytsc.accounting.summarize(log, upto=position)`; the rows
+follow the seed's table (reasons, then msr-write sub-reasons as a share of
+msr-write, then timer counters). Below it, the exits caused by the selected
+event (`accounting.caused_by`), so a user can see what one guest write cost.
+"""
+
+from __future__ import annotations
+
+from lazytsc.accounting import caused_by, summarize
+from lazytsc.taxonomy import EXIT_ORDER, MSR_SUB_ORDER
+from PySide6 import QtCore, QtGui, QtWidgets
+
+from . import themes
+from .fmt import fmt_ns, percent
+
+ALWAYS_REASONS = ("intr", "halt", "msr-write", "preemption-timer")
+ALWAYS_SUBS = ("apic-icr", "tsc-deadline")
+TIMER_KEYS = ("deadline_requests", "msr_writes", "msr_writes_skipped", "interrupts", "spurious", "late", "lost")
+
+
+def table_rows(whole: dict, *others: dict) -> list[tuple[str, tuple]]:
+    """Row labels and their key paths, in the seed's order (zero rows hidden unless the seed shows them)."""
+    rows: list[tuple[str, tuple]] = [("total", ("exits", "total"))]
+    summaries = (whole, *others)
+    for reason in EXIT_ORDER:
+        if reason in ALWAYS_REASONS or any(s["exits"]["by_reason"][reason] for s in summaries):
+            rows.append((reason, ("exits", "by_reason", reason)))
+    for sub in MSR_SUB_ORDER:
+        if sub in ALWAYS_SUBS or any(s["exits"]["msr_write"][sub] for s in summaries):
+            rows.append((f"msr-write: {sub}", ("exits", "msr_write", sub)))
+    for key in TIMER_KEYS:
+        rows.append((f"timer: {key}", ("timer", key)))
+    return rows
+
+
+def get_path(summary: dict, path: tuple) -> int:
+    value = summary
+    for key in path:
+        value = value[key]
+    return int(value)
+
+
+def share(summary: dict, path: tuple) -> str:
+    """The seed's percentages: reasons of all exits, msr-write subs of msr-write."""
+    if path[0] != "exits" or path[1] == "total":
+        return ""
+    whole = summary["exits"]["by_reason"]["msr-write"] if path[1] == "msr_write" else summary["exits"]["total"]
+    return percent(get_path(summary, path), whole)
+
+
+class ExitsPanel(QtWidgets.QWidget):
+    def __init__(self, controller, parent: QtWidgets.QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.table = QtWidgets.QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["VM exits", "at cursor", "%", "whole run", "%"])
+        self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        hh = self.table.horizontalHeader()
+        hh.setSectionResizeMode(QtWidgets.QHeaderView.ResizeMode.ResizeToContents)
+        hh.setSectionResizeMode(0, QtWidgets.QHeaderView.ResizeMode.Stretch)
+        self.table.setHorizontalScrollBarPolicy(QtCore.Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.caused_label = QtWidgets.QLabel("Select an event to see the exits it caused.")
+        self.caused_label.setWordWrap(True)
+        self.caused = QtWidgets.QTableWidget(0, 4)
+        self.caused.setHorizontalHeaderLabels(["#", "time", "event", "exit"])
+        self.caused.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.caused.verticalHeader().setVisible(False)
+        self.caused.horizontalHeader().setStretchLastSection(True)
+        self.caused.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        self.caused.cellDoubleClicked.connect(self._caused_jump)
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        bottom = QtWidgets.QWidget()
+        bl = QtWidgets.QVBoxLayout(bottom)
+        bl.setContentsMargins(0, 4, 0, 0)
+        bl.addWidget(self.caused_label)
+        bl.addWidget(self.caused, 1)
+        split.addWidget(bottom)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(split)
+        self._rows: list[tuple[str, tuple]] = []
+        self._last_cursor: dict | None = None
+        self.cursor_summary: dict | None = None
+        controller.documentChanged.connect(self._rebuild)
+        controller.positionChanged.connect(self.refresh)
+        controller.selectionChanged.connect(self.refresh_caused)
+        themes.manager().changed.connect(self._on_theme)
+
+    def _on_theme(self, _theme) -> None:
+        self._last_cursor = None
+        self.refresh()
+
+    def _rebuild(self, doc) -> None:
+        self._last_cursor = None
+        if doc is None:
+            self.table.setRowCount(0)
+            return
+        self._rows = table_rows(doc.summary)
+        self.table.setRowCount(len(self._rows))
+        bold = QtGui.QFont(self.font())
+        bold.setBold(True)
+        for r, (label, path) in enumerate(self._rows):
+            item = QtWidgets.QTableWidgetItem(label if not label.startswith("msr-write: ") else "  " + label)
+            if label == "total":
+                item.setFont(bold)
+            self.table.setItem(r, 0, item)
+            for col in range(1, 5):
+                cell = QtWidgets.QTableWidgetItem("")
+                cell.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, col, cell)
+            whole = doc.summary
+            self.table.item(r, 3).setText(f"{get_path(whole, path):,}")
+            self.table.item(r, 4).setText(share(whole, path))
+        self.refresh()
+        self.refresh_caused(self.controller.selected_event)
+
+    def refresh(self, _pos: int | None = None) -> None:
+        c = self.controller
+        if c.doc is None or not self._rows:
+            return
+        cur = summarize(c.doc.log, upto=c.position)
+        self.cursor_summary = cur
+        th = themes.current()
+        for r, (_label, path) in enumerate(self._rows):
+            value = get_path(cur, path)
+            item = self.table.item(r, 1)
+            item.setText(f"{value:,}")
+            self.table.item(r, 2).setText(share(cur, path))
+            changed = self._last_cursor is not None and get_path(self._last_cursor, path) != value
+            item.setBackground(QtGui.QColor(th.changed_bg) if changed else QtGui.QBrush())
+            item.setForeground(QtGui.QColor(th.changed_fg) if changed else QtGui.QBrush())
+        self._last_cursor = cur
+        if c.selected_event < 0:
+            self.refresh_caused(-1)
+
+    def refresh_caused(self, index: int) -> None:
+        c = self.controller
+        if c.doc is None:
+            return
+        idx = index if index >= 0 else c.current_event
+        if idx < 0 or idx >= c.total:
+            self.caused_label.setText("Select an event to see the exits it caused.")
+            self.caused.setRowCount(0)
+            return
+        log = c.doc.log
+        found = caused_by(log, idx)
+        ev = log.event(idx)
+        exits = [int(i) for i in found if log.exit[int(i)] >= 0]
+        by: dict[str, int] = {}
+        for i in exits:
+            e = log.event(i)
+            key = e.exit_name + (f"/{e.sub_name}" if e.sub >= 0 else "")
+            by[key] = by.get(key, 0) + 1
+        what = "selected" if index >= 0 else "current"
+        summary = ", ".join(f"{k} × {v}" for k, v in by.items()) or "none"
+        self.caused_label.setText(
+            f"<b>{len(exits)} exit(s)</b> caused by the {what} event #{idx} <code>{ev.describe()}</code> "
+            f"and the {len(found) - 1} event(s) it caused: {summary}"
+        )
+        rows = [int(i) for i in found][:500]
+        self.caused.setRowCount(len(rows))
+        th = themes.current()
+        for r, i in enumerate(rows):
+            e = log.event(i)
+            cells = [str(i), fmt_ns(e.time), e.describe(), (e.exit_name + (f"/{e.sub_name}" if e.sub >= 0 else "")) if e.exit >= 0 else ""]
+            for col, text in enumerate(cells):
+                item = QtWidgets.QTableWidgetItem(text)
+                if e.exit >= 0:
+                    item.setForeground(QtGui.QColor(th.marks.get(f"exit:{e.exit_name}", th.text)))
+                self.caused.setItem(r, col, item)
+        self.caused.resizeColumnsToContents()
+
+    def _caused_jump(self, row: int, _col: int) -> None:
+        item = self.caused.item(row, 0)
+        if item is not None:
+            self.controller.select_event(int(item.text()))

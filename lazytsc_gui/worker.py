@@ -1,0 +1,170 @@
+"""Long work off the UI thread: one job at a time, with progress and cancel.
+
+A job is a plain function `fn(job) -> result` that calls `job.report(frac, text)`
+now and then and checks `job.cancelled()`. It runs in a QThread; its result (or
+error) comes back to the UI thread through queued signals, so the window keeps
+painting and responding while the engine runs.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from PySide6 import QtCore
+
+JOB_SWITCH_INTERVAL = 0.0005  # seconds (CPython's default is 0.005)
+
+
+class Cancelled(Exception):
+    """Raised inside a job when the user cancelled it."""
+
+
+class Job(QtCore.QObject):
+    progress = QtCore.Signal(float, str)
+    finished = QtCore.Signal(object)
+    failed = QtCore.Signal(str, str)
+    cancelled_sig = QtCore.Signal()
+
+    def __init__(self, fn: Callable[[Job], Any], label: str) -> None:
+        super().__init__()
+        self.fn = fn
+        self.label = label
+        self._cancel = threading.Event()
+        self._last_report = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled()
+
+    def report(self, fraction: float, text: str = "") -> None:
+        """Progress (0..1, or -1 when unknown); throttled to ~20 updates a second."""
+        now = time.monotonic()
+        if now - self._last_report >= 0.05:
+            self._last_report = now
+            self.progress.emit(float(fraction), text)
+
+    @QtCore.Slot()
+    def run(self) -> None:
+        try:
+            result = self.fn(self)
+        except Cancelled:
+            self.cancelled_sig.emit()
+        except Exception as exc:  # reported to the UI, never lost
+            self.failed.emit(f"{exc}", traceback.format_exc())
+        else:
+            self.finished.emit(result)
+
+
+class TaskRunner(QtCore.QObject):
+    """Runs one Job at a time on its own thread and calls back on the UI thread."""
+
+    busyChanged = QtCore.Signal(bool)
+    progress = QtCore.Signal(float, str)
+    started = QtCore.Signal(str)
+
+    def __init__(self, parent: QtCore.QObject | None = None) -> None:
+        super().__init__(parent)
+        self._job: Job | None = None
+        self._thread: QtCore.QThread | None = None
+        self._callbacks: tuple | None = None
+        self._graveyard: dict[int, tuple[Job, QtCore.QThread]] = {}
+        self.label = ""
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    def start(
+        self,
+        label: str,
+        fn: Callable[[Job], Any],
+        on_done: Callable[[Any], None],
+        on_error: Callable[[str, str], None] | None = None,
+        on_cancel: Callable[[], None] | None = None,
+    ) -> bool:
+        if self._job is not None:
+            return False
+        job = Job(fn, label)
+        thread = QtCore.QThread()
+        thread.setObjectName(f"lazytsc-{label}")
+        job.moveToThread(thread)
+        thread.started.connect(job.run)
+        # Qt deletes the job in its own thread as that thread ends, then the thread
+        # itself; the Python wrappers stay referenced until then (never deleted from
+        # the wrong thread by a garbage collection).
+        thread.finished.connect(job.deleteLater)
+        thread.finished.connect(thread.deleteLater)
+        key = id(job)
+        self._graveyard[key] = (job, thread)
+        thread.destroyed.connect(lambda *_a, key=key: self._graveyard.pop(key, None))
+        job.finished.connect(self._on_finished)
+        job.failed.connect(self._on_failed)
+        job.cancelled_sig.connect(self._on_cancelled)
+        job.progress.connect(self.progress)
+        self._job, self._thread = job, thread
+        self._callbacks = (on_done, on_error, on_cancel)
+        self.label = label
+        self.started.emit(label)
+        self.busyChanged.emit(True)
+        # While a CPU-bound job holds the GIL, every Python call the UI thread makes
+        # (a table's data(), a paint) waits up to the switch interval to get it back:
+        # a short interval keeps painting and input snappy during long runs.
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, JOB_SWITCH_INTERVAL))
+        thread.start()
+        return True
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Block until the running job ends (tests, window close); True if none is left."""
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self._job is not None and time.monotonic() < deadline:
+            QtCore.QCoreApplication.processEvents(QtCore.QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            if self._thread is not None:
+                self._thread.wait(10)
+        return self._job is None
+
+    def _finish(self) -> tuple:
+        thread = self._thread
+        callbacks = self._callbacks or (None, None, None)
+        self._job = None
+        self._thread = None
+        self._callbacks = None
+        if thread is not None:
+            thread.quit()
+            thread.wait()
+        sys.setswitchinterval(getattr(self, "_switch", sys.getswitchinterval()))
+        self.busyChanged.emit(False)
+        return callbacks
+
+    @QtCore.Slot(object)
+    def _on_finished(self, result: Any) -> None:
+        on_done, _, _ = self._finish()
+        if on_done is not None:
+            on_done(result)
+
+    @QtCore.Slot(str, str)
+    def _on_failed(self, message: str, tb: str) -> None:
+        _, on_error, _ = self._finish()
+        if on_error is not None:
+            on_error(message, tb)
+
+    @QtCore.Slot()
+    def _on_cancelled(self) -> None:
+        _, _, on_cancel = self._finish()
+        if on_cancel is not None:
+            on_cancel()
