@@ -215,16 +215,19 @@ class GuestMixin:
         """sysvec_apic_timer_interrupt(): EOI, then the clockevent handler (hrtimer_interrupt)."""
         tsc_now = v.tsc(self.now)
         wanted = v.wanted
-        self._ev(v.id, Kind.GUEST_TIMER_IRQ, a=tsc_now, b=wanted)
+        irq = self._ev(v.id, Kind.GUEST_TIMER_IRQ, a=tsc_now, b=wanted)
         if not v.cfg.apicv:
             self.guest_eoi(v, LOCAL_TIMER_VECTOR)
         if wanted:
+            hazard = -1
             if tsc_now < wanted:
-                self._ev(v.id, Kind.HAZ_SPURIOUS, a=tsc_now, b=wanted)
+                hazard = self._ev(v.id, Kind.HAZ_SPURIOUS, a=tsc_now, b=wanted)
             elif not v.wanted_done:
                 v.wanted_done = True
                 if self.now - v.wanted_ns > self.host.late_tolerance_ns:
-                    self._ev(v.id, Kind.HAZ_LATE, a=tsc_now, b=wanted)
+                    hazard = self._ev(v.id, Kind.HAZ_LATE, a=tsc_now, b=wanted)
+            if hazard >= 0:
+                self.rows[hazard * 5 + 4] = irq  # the hazard judges this interrupt: its parent
         if v.timers:
             self.hrtimer_interrupt(v)
         self.after_interrupt(v)
