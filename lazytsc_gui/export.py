@@ -7,15 +7,11 @@ thread; every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
+from lazytsc.atomic import atomic_open
 from lazytsc.eventlog import EventLog
 from lazytsc.taxonomy import EXIT_NAMES, KIND_FIELDS, KIND_NAMES, MSR_SUB_NAMES
 
@@ -23,24 +19,6 @@ from .exits_panel import get_path, share, table_rows
 
 CSV_HEADER = ["index", "time_ns", "vcpu", "kind", "exit", "sub", "a_name", "a", "b_name", "b", "parent"]
 CHUNK = 50_000
-
-
-@contextmanager
-def atomic_open(path: str | os.PathLike, newline: str | None = None) -> Iterator[io.TextIOBase]:
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _lookup(names: dict[int, str], size: int, offset: int = 0) -> np.ndarray:

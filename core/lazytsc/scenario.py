@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_text
 from .config import HOST_SPECS, VCPU_SPECS, HostConfig, RunConfig, Spec, VcpuConfig
 from .expr import Condition, ExprError
 from .script import COMMON_FIELDS, OPS, READABLE_REGS, WRITABLE_REGS, ScriptOp
@@ -618,24 +618,6 @@ def resolve_scenario_path(name: str) -> Path:
     if name in found:
         return found[name]
     return p
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def save_scenario_text(path: str | os.PathLike, text: str, validate: bool = True) -> Scenario | None:
