@@ -7,7 +7,7 @@ docs/scenario-format.md is generated from them (a test keeps the two in step).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -153,7 +153,3 @@ class RunConfig:
     variant: str = "v2"
     seed: int = 1
     duration_ns: int = 10_000_000
-
-
-def spec_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))

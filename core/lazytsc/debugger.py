@@ -171,9 +171,6 @@ class Session:
             self._cp_pos.append(pos)
             self._cp_state.append(self.engine.save_state())
 
-    def checkpoint_count(self) -> int:
-        return len(self._cp_pos)
-
     # ---- forward -------------------------------------------------------------------------
     def step(self) -> int:
         """Run one action (at least one event); returns the number of events it logged."""

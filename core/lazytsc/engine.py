@@ -22,6 +22,7 @@ from .pvhost import LazyHostMixin
 from .script import ScriptMixin, ScriptOp
 from .snapshot import Snapshot, take_snapshot
 from .taxonomy import (
+    KVM_FEATURE_LAZY_TSCDEADLINE,
     LOCAL_TIMER_VECTOR,
 )
 from .taxonomy import (
@@ -200,8 +201,6 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
     def _boot(self, v: Vcpu, _arg: int) -> None:
         """kvm_guest_cpu_init(): in lazy mode a guest with the driver checks CPUID and registers."""
         if self.lazy and v.cfg.pv_lazy:
-            from .taxonomy import KVM_FEATURE_LAZY_TSCDEADLINE
-
             eax = (1 << KVM_FEATURE_LAZY_TSCDEADLINE) if v.cfg.cpuid_lazy else 0
             self._ev(v.id, Kind.CPUID, Exit.CPUID, a=eax)
             self._entry(v)

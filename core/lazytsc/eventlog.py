@@ -106,10 +106,6 @@ class EventLog:
         self.rows.extend((time, pack_tag(vcpu, kind, exit_reason, sub), a, b, parent))
         return index
 
-    def set_b(self, index: int, value: int) -> None:
-        """Patch the `b` value of an event logged by the current action (a result known later)."""
-        self.rows[index * WORDS + 3] = value
-
     def truncate(self, length: int) -> None:
         """Drop every event from `length` on (used when replaying from a checkpoint)."""
         if length < len(self):
@@ -192,9 +188,6 @@ class EventLog:
 
     def vcpu_at(self, index: int) -> int:
         return (self.rows[index * WORDS + 1] & 0xFFFF) - 1
-
-    def time_at(self, index: int) -> int:
-        return self.rows[index * WORDS]
 
     def __iter__(self) -> Iterator[Event]:
         for i in range(len(self)):

@@ -49,31 +49,3 @@ def write_events(log: EventLog, out: TextIO, fmt: str = "csv") -> None:
         out.write("\n]\n")
     else:
         raise ValueError(f"unknown format {fmt!r}")
-
-
-def exit_table_rows(summaries: dict[str, dict]) -> list[list[str]]:
-    """Rows [label, count per mode...] of the exit table (reasons, then msr-write subs)."""
-    modes = list(summaries)
-    first = summaries[modes[0]]["exits"]
-    rows = [["total"] + [str(summaries[m]["exits"]["total"]) for m in modes]]
-    for reason in first["by_reason"]:
-        rows.append([reason] + [str(summaries[m]["exits"]["by_reason"][reason]) for m in modes])
-    for sub in first["msr_write"]:
-        rows.append([f"msr-write: {sub}"] + [str(summaries[m]["exits"]["msr_write"][sub]) for m in modes])
-    return rows
-
-
-def write_exit_table(summaries: dict[str, dict], out: TextIO, fmt: str = "csv") -> None:
-    modes = list(summaries)
-    rows = exit_table_rows(summaries)
-    if fmt == "csv":
-        writer = csv.writer(out)
-        writer.writerow(["VM exits", *modes])
-        writer.writerows(rows)
-    elif fmt == "markdown":
-        out.write("| VM exits | " + " | ".join(modes) + " |\n")
-        out.write("|---|" + "---:|" * len(modes) + "\n")
-        for row in rows:
-            out.write("| " + " | ".join(row) + " |\n")
-    else:
-        raise ValueError(f"unknown format {fmt!r}")

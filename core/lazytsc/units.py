@@ -35,14 +35,3 @@ def parse_duration(value: object) -> int:
             ns += num // den
         return ns
     raise ValueError('a duration: an integer of ns or a string like "250us"')
-
-
-def format_ns(ns: int) -> str:
-    """Short human form for tables and the status bar (not parsed back)."""
-    if ns >= 1_000_000_000:
-        return f"{ns / 1e9:.6g}s"
-    if ns >= 1_000_000:
-        return f"{ns / 1e6:.6g}ms"
-    if ns >= 1_000:
-        return f"{ns / 1e3:.6g}us"
-    return f"{ns}ns"
