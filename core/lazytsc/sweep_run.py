@@ -144,6 +144,7 @@ def _run_dask(tasks: Sequence[Task], address: str, progress: ProgressFn | None, 
         from dask.distributed import Client, as_completed
     except ImportError:
         raise SweepSetupError("--dask: dask.distributed is not installed (pip install 'lazytsc[dask]')") from None
+    _check_address(address)
     try:
         client = Client(address, timeout="10s", set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -165,6 +166,23 @@ def _run_dask(tasks: Sequence[Task], address: str, progress: ProgressFn | None, 
     finally:
         client.close()
     return [results[t.index] for t in tasks]
+
+
+def _check_address(address: str) -> None:
+    """Refuse a malformed address at once (a Client on one waits, then fails in its finalizer)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}; one of {', '.join(sorted(backends))}")
+        if scheme in ("tcp", "tls", "ws", "wss"):
+            host, port = parse_host_port(location)
+            if not host or not 0 < int(port) < 65536:
+                raise ValueError("a host and a port from 1 to 65535")
+    except ValueError as exc:
+        raise SweepSetupError(f"--dask {address}: a scheduler address like tcp://HOST:PORT ({exc})") from None
 
 
 class ProgressLine:
