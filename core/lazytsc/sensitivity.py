@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .scenario import Scenario, ScenarioError, load_scenario, resolve_scenario_path
-from .sweep import Setting, build_points, parse_setting
+from .sweep import Setting, build_points, current_value, parse_setting
 from .sweep_run import Figures, ProgressLine, make_tasks, run_tasks
 
 BEGIN = "<!-- sensitivity:begin -->"
@@ -149,26 +149,11 @@ PARAMETERS: tuple[Parameter, ...] = (
 )
 
 
-def current_value(scenario: Scenario, key: str) -> Any:
-    """The value the scenario runs with for `key` (its file's, else the field's default)."""
-    section, _, name = key.partition(".")
-    if section == "defaults":
-        return getattr(scenario.run.vcpus[0], name)
-    if section == "host":
-        return getattr(scenario.run.host, name)
-    if section == "workload" and scenario.workload is not None:
-        from .workloads import WORKLOADS
-
-        kind, params = scenario.workload
-        if name in params:
-            return params[name]
-        return next(s.default for s in WORKLOADS[kind].PARAMS if s.name == name)
-    raise ScenarioError("--param", 0, key, "a defaults.FIELD, host.FIELD or workload.PARAM the scenario has")
-
-
 def parameter_values(scenario: Scenario, param: Parameter) -> tuple[list[int], int]:
     """Sorted distinct values to sweep (always including the current one) and the current one."""
     base = current_value(scenario, param.key)
+    if not isinstance(base, int) or isinstance(base, bool):
+        raise ScenarioError("--param", 0, param.key, "an integer setting the scenario has (defaults, host or workload)")
     chosen = set(param.values) | {int(round(base * s)) for s in param.scales} | {base}
     return sorted(chosen), base
 

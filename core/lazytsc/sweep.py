@@ -238,3 +238,39 @@ def _canonical(data: dict, path: tuple[str | int, ...], value: Any) -> Any:
     if spec is not None and spec.kind == "duration":
         return parse_duration(value)
     return value
+
+
+def known_keys(scenario: Scenario, max_vcpus: int = 8) -> list[str]:
+    """Every key a sweep of this scenario can name (vCPU keys for the first `max_vcpus`)."""
+    keys = list(TOP_KEYS)
+    keys += [f"defaults.{s.name}" for s in VCPU_SPECS] + [f"host.{s.name}" for s in HOST_SPECS]
+    if scenario.workload is not None:
+        from .workloads import WORKLOADS
+
+        keys += [f"workload.{s.name}" for s in WORKLOADS[scenario.workload[0]].PARAMS]
+    for i in range(min(len(scenario.run.vcpus), max_vcpus)):
+        keys += [f"vcpu.{i}.{s.name}" for s in VCPU_SPECS]
+    return keys
+
+
+def current_value(scenario: Scenario, key: str) -> Any:
+    """The value the scenario runs with for `key` (its file's, else the default); None if unknown."""
+    run = scenario.run
+    top = {"seed": run.seed, "duration": run.duration_ns, "variant": run.variant, "vcpus": len(run.vcpus)}
+    if key in top:
+        return top[key]
+    parts = key.split(".")
+    if len(parts) == 2 and parts[0] == "defaults":
+        return getattr(run.vcpus[0], parts[1], None)
+    if len(parts) == 2 and parts[0] == "host":
+        return getattr(run.host, parts[1], None)
+    if len(parts) == 2 and parts[0] == "workload" and scenario.workload is not None:
+        from .workloads import WORKLOADS
+
+        kind, params = scenario.workload
+        if parts[1] in params:
+            return params[parts[1]]
+        return next((s.default for s in WORKLOADS[kind].PARAMS if s.name == parts[1]), None)
+    if len(parts) == 3 and parts[0] == "vcpu" and parts[1].isdigit() and int(parts[1]) < len(run.vcpus):
+        return getattr(run.vcpus[int(parts[1])], parts[2], None)
+    return None

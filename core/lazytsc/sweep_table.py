@@ -44,6 +44,17 @@ def cut(lazy: float, classic: float) -> float | None:
     return round(1.0 - lazy / classic, DIGITS) if classic else None
 
 
+@dataclass(frozen=True)
+class Series:
+    """One plotted line: a figure over the values of one swept setting."""
+
+    label: str
+    xs: list[float]
+    ys: list[float | None]
+    group: int = 0  # which combination of the other settings
+    show: str = ""  # the mode, "ratio" or "cut"
+
+
 @dataclass
 class SweepResult:
     """Points (in product order) with their figures per mode."""
@@ -103,6 +114,56 @@ class SweepResult:
         if self.both:
             cols += [f"ratio.{n}" for n in names] + [f"cut.{n}" for n in names]
         return cols
+
+    def shows(self) -> list[str]:
+        """What a plot can show of a figure: each mode, both modes, and with both their ratio and cut."""
+        return [*self.modes, "both", "ratio", "cut"] if self.both else list(self.modes)
+
+    def x_axis(self, key: str) -> tuple[list[Any], list[float], list[str] | None]:
+        """Distinct values of `key` in sweep order, their x positions, and tick labels if not numeric."""
+        values = _unique(dict(p.values)[key] for p in self.points)
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numeric:
+            return values, [float(v) for v in values], None
+        return values, [float(i) for i in range(len(values))], [_text_cell(v) for v in values]
+
+    def series(self, figure: str, show: str, x_key: str, pool_seeds: bool = False) -> list[Series]:
+        """Lines of `figure` against `x_key`: one per combination of the other settings (and per
+        mode when showing both). With `pool_seeds` the seeds' counts are summed first."""
+        values, xs, _labels = self.x_axis(x_key)
+        others = [k for k in self.keys if k != x_key and not (pool_seeds and k == "seed")]
+        groups: dict[tuple, dict[int, list[int]]] = {}
+        for i, point in enumerate(self.points):
+            settings = dict(point.values)
+            group = tuple((k, settings[k]) for k in others)
+            at = next(j for j, v in enumerate(values) if type(v) is type(settings[x_key]) and v == settings[x_key])
+            groups.setdefault(group, {}).setdefault(at, []).append(i)
+        modes = list(self.modes) if show == "both" else [show]
+        varied = {k for k in others if len(_unique(dict(p.values)[k] for p in self.points)) > 1}
+        out = []
+        for g, (group, by_x) in enumerate(groups.items()):
+            name = ", ".join(f"{k}={_text_cell(v)}" for k, v in group if k in varied)
+            for mode in modes:
+                ys = [self._pooled(by_x.get(j, []), figure, mode) for j in range(len(values))]
+                suffix = {"ratio": "lazy / classic", "cut": "1 - lazy / classic"}.get(mode, mode)
+                label = f"{name} · {suffix}" if name else suffix
+                out.append(Series(label, xs, ys, g, mode))
+        return out
+
+    def _pooled(self, rows: list[int], figure: str, show: str) -> float | None:
+        if not rows:
+            return None
+
+        def total(mode: str) -> float | None:
+            got = [self.figures[i][mode].get(figure) for i in rows]
+            return None if any(v is None for v in got) else sum(got)  # type: ignore[arg-type]
+
+        if show in ("ratio", "cut"):
+            lazy, classic = total("lazy"), total("classic")
+            if lazy is None or classic is None:
+                return None
+            return ratio(lazy, classic) if show == "ratio" else cut(lazy, classic)
+        return total(show)
 
     def to_json(self) -> str:
         names = self.figure_names()
