@@ -173,6 +173,7 @@ class SweepView(QtWidgets.QWidget):
 
         self.plot = pg.PlotWidget()
         self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.plot.getViewBox().setDefaultPadding(0.06)
         self.legend = self.plot.addLegend(offset=(-10, 10))
         self.empty_text = "Run a sweep to plot its figures."
         self.plot.setTitle(self.empty_text)
@@ -411,7 +412,9 @@ class SweepView(QtWidgets.QWidget):
         self.plot.setLabel("bottom", x_key, color=fg)
         self.plot.setLabel("left", self.figure.currentText(), color=fg)
         self.legend.setLabelTextColor(fg)
-        self.legend.setBrush(pg.mkBrush(QtGui.QColor(theme.plot_bg)))
+        legend_bg = QtGui.QColor(theme.plot_bg)
+        legend_bg.setAlpha(210)
+        self.legend.setBrush(pg.mkBrush(legend_bg))
         self.legend.setPen(pg.mkPen(theme.grid))
         lines = self.current_series()
         groups = max((line.group for line in lines), default=0) + 1

@@ -117,8 +117,12 @@ def _run_here(tasks: Sequence[Task], progress: ProgressFn | None, cancel: Cancel
 
 def _pool_context() -> multiprocessing.context.BaseContext:
     """forkserver where there is one: never forks a process that runs threads (the GUI)."""
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Workers fork from a server that has the engine imported: no per-worker import cost.
+    context.set_forkserver_preload(["lazytsc.sweep_run", "lazytsc.engine", "lazytsc.workloads"])
+    return context
 
 
 def _run_pool(tasks: Sequence[Task], jobs: int, progress: ProgressFn | None, cancel: CancelFn | None) -> list[Figures]:

@@ -140,9 +140,11 @@ class SweepResult:
             groups.setdefault(group, {}).setdefault(at, []).append(i)
         modes = list(self.modes) if show == "both" else [show]
         varied = {k for k in others if len(_unique(dict(p.values)[k] for p in self.points)) > 1}
+        tails = [k.rsplit(".", 1)[-1] for k in varied]
+        short = {k: k.rsplit(".", 1)[-1] if tails.count(k.rsplit(".", 1)[-1]) == 1 else k for k in varied}
         out = []
         for g, (group, by_x) in enumerate(groups.items()):
-            name = ", ".join(f"{k}={_text_cell(v)}" for k, v in group if k in varied)
+            name = ", ".join(f"{short[k]}={_text_cell(v)}" for k, v in group if k in varied)
             for mode in modes:
                 ys = [self._pooled(by_x.get(j, []), figure, mode) for j in range(len(values))]
                 suffix = {"ratio": "lazy / classic", "cut": "1 - lazy / classic"}.get(mode, mode)
