@@ -113,7 +113,7 @@ def test_text_table_names_the_key_figures(capsys):
     for word in ("classic", "lazy", "cut", "ratio"):
         assert word in lines[2]
     assert len(lines) == 4 + 6
-    assert lines[4].split()[:2] == ["1", "1,000,000"]
+    assert lines[4].split()[:2] == ["1", "1000000"], "setting values as they would be typed"
 
 
 def test_output_file_gets_the_same_bytes(capsys, tmp_path):

@@ -125,7 +125,7 @@ class SweepResult:
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         if numeric:
             return values, [float(v) for v in values], None
-        return values, [float(i) for i in range(len(values))], [_text_cell(v) for v in values]
+        return values, [float(i) for i in range(len(values))], [_setting_cell(v) for v in values]
 
     def series(self, figure: str, show: str, x_key: str, pool_seeds: bool = False) -> list[Series]:
         """Lines of `figure` against `x_key`: one per combination of the other settings (and per
@@ -144,7 +144,7 @@ class SweepResult:
         short = {k: k.rsplit(".", 1)[-1] if tails.count(k.rsplit(".", 1)[-1]) == 1 else k for k in varied}
         out = []
         for g, (group, by_x) in enumerate(groups.items()):
-            name = ", ".join(f"{short[k]}={_text_cell(v)}" for k, v in group if k in varied)
+            name = ", ".join(f"{short[k]}={_setting_cell(v)}" for k, v in group if k in varied)
             for mode in modes:
                 ys = [self._pooled(by_x.get(j, []), figure, mode) for j in range(len(values))]
                 suffix = {"ratio": "lazy / classic", "cut": "1 - lazy / classic"}.get(mode, mode)
@@ -230,7 +230,7 @@ class SweepResult:
             if head1[j] == head1[j - 1]:
                 head1[j] = ""
         body = [
-            [_text_cell(v) for _k, v in p.values] + [_text_cell(self.value(i, c[2]), c[1]) for c in cols]
+            [_setting_cell(v) for _k, v in p.values] + [_text_cell(self.value(i, c[2]), c[1]) for c in cols]
             for i, p in enumerate(self.points)
         ]
         grid = [head1, head2] if any(head2) else [head1]
@@ -263,6 +263,11 @@ def _csv_cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def _setting_cell(value: Any) -> str:
+    """A setting's value as it would be typed back into `--set`."""
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
 
 def _text_cell(value: Any, sub: str = "") -> str:
