@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -125,9 +126,14 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     return context
 
 
+def _worker_init() -> None:
+    """Ctrl-C reaches the whole process group: only the parent handles it (and stops the pool)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _run_pool(tasks: Sequence[Task], jobs: int, progress: ProgressFn | None, cancel: CancelFn | None) -> list[Figures]:
     results: dict[int, Figures] = {}
-    pool = futures.ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context())
+    pool = futures.ProcessPoolExecutor(max_workers=jobs, mp_context=_pool_context(), initializer=_worker_init)
     try:
         pending = {pool.submit(run_task, t.scenario, t.mode): t.index for t in tasks}
         while pending:
