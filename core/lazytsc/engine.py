@@ -179,11 +179,15 @@ class Engine:
                 instant = time
                 instant_start = len(rows)
             if guest_side[handler] and vid >= 0:
-                busy = run_state[vid].in_host_until
-                if busy > time:
-                    sched.seq += 1
-                    heappush(queue, (busy, sched.seq, handler, vid, arg))
-                    continue
+                r = run_state[vid]
+                if not r.guest_mode and not r.blocked:
+                    # A guest instruction waits for VM entry (exit handling, busy-wait).
+                    if r.entry_queued:
+                        busy = r.in_host_until if r.in_host_until > time else time
+                        sched.seq += 1
+                        heappush(queue, (busy, sched.seq, handler, vid, arg))
+                        continue
+                    r.guest_mode = True
             sched.root = -1
             sched.cause_in = -1
             sched.action += 1

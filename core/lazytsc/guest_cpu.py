@@ -35,6 +35,7 @@ from .taxonomy import MsrSubInts as MsrSub
 from .vcpu import (
     APIC_EOI,
     APIC_ICR,
+    APIC_ICR2,
     APIC_LVTT,
     APIC_SELF_IPI,
     APIC_TASKPRI,
@@ -116,7 +117,7 @@ class GuestCpu:
         x2APIC: KVM passes TPR, EOI and SELF-IPI writes and most reads through with APICv;
         TMCCT and every other write are intercepted MSR accesses. Without APICv every
         x2APIC access is an MSR exit. xAPIC MMIO: APIC-access / APIC-write exits, reported
-        as `other`; with APICv only TPR/EOI writes and non-TMCCT reads are virtualized.
+        as `other`; with APICv, TPR/EOI/ICR2 writes and non-TMCCT reads are virtualized.
         """
         apicv = self.cfgs[vid].apicv
         if self.apic.s[vid].x2apic:
@@ -128,7 +129,7 @@ class GuestCpu:
             if apicv and offset != APIC_TMCCT:
                 return Exit.NONE, MsrSub.NONE
             return Exit.MSR_READ, MsrSub.NONE
-        if apicv and (offset in (APIC_TASKPRI, APIC_EOI) if write else offset != APIC_TMCCT):
+        if apicv and (offset in (APIC_TASKPRI, APIC_EOI, APIC_ICR2) if write else offset != APIC_TMCCT):
             return Exit.NONE, MsrSub.NONE
         return Exit.OTHER, MsrSub.NONE
 
@@ -231,7 +232,8 @@ class GuestCpu:
         c = self.s[vid]
         c.shadow = False
         if self.cfgs[vid].hlt_exits:
-            idx = self.sched.ev(vid, Kind.HLT, Exit.HALT, a=0)
+            idle = not self.run.block_ends(vid)
+            idx = self.sched.ev(vid, Kind.HLT, Exit.HALT, a=int(idle))
             self.run.halt(vid, idx)
             return
         self.sched.ev(vid, Kind.HLT, a=0)
@@ -259,14 +261,15 @@ class GuestCpu:
         if not c.shadow:
             return
         c.shadow = False
+        self.sched.begin(-1)
         self.interrupt_window(vid)
 
     def instruction_done(self, vid: int) -> None:
-        """An instruction retired: the STI shadow (if any) is over."""
+        """An instruction retired: the STI shadow (if any) is over; take what is pending."""
         c = self.s[vid]
         if c.shadow:
             c.shadow = False
-            self.interrupt_window(vid)
+        self.interrupt_window(vid)
 
     # ---- taking interrupts ---------------------------------------------------------------------
     def interrupts_allowed(self, vid: int) -> bool:
@@ -274,14 +277,18 @@ class GuestCpu:
         return c.if_flag and not c.shadow
 
     def interrupt_window(self, vid: int) -> None:
-        """Interrupts just became allowed: take a pending one (APICv) or exit for it (irq window)."""
-        if not self.interrupts_allowed(vid):
+        """An instruction boundary of this vCPU with interrupts allowed: take a pending vector.
+
+        APICv delivers it at once (virtual-interrupt delivery); without APICv KVM asked for
+        an interrupt window and the guest exits for it.
+        """
+        if not self.interrupts_allowed(vid) or not self.run.in_guest(vid):
             return
         if self.cfgs[vid].apicv:
-            self.posted(vid)
+            self._take_pending(vid, -1)
             return
         r = self.run.s[vid]
-        if r.irq_window and self.run.in_guest(vid):
+        if r.irq_window and self.apic.has_interrupt(vid) >= 0:
             r.irq_window = False
             self.sched.ev(vid, Kind.HOST_IRQ, Exit.IRQ_WINDOW)
             self.run.exit_taken(vid)
@@ -290,7 +297,7 @@ class GuestCpu:
         self.s[vid].causes[vector] = event
 
     def posted(self, vid: int) -> None:
-        """Virtual-interrupt delivery: a running guest takes a deliverable vector now."""
+        """A posted interrupt reached a running guest from elsewhere: taken as a new action."""
         c = self.s[vid]
         if c.irq_scheduled or not self.interrupts_allowed(vid) or not self.run.in_guest(vid):
             return
@@ -299,47 +306,54 @@ class GuestCpu:
             self.sched.at(self.sched.now, self.H_TAKE, vid, -1)
 
     def entered(self, vid: int, injected: int) -> None:
-        """VM entry: take the vector KVM injected, or (APICv) whatever the hardware delivers."""
-        c = self.s[vid]
+        """VM entry: the guest takes the vector KVM injected (or, with APICv, what is deliverable)
+        before it executes its next instruction."""
         if injected >= 0:
-            c.irq_scheduled = True
-            self.sched.at(self.sched.now, self.H_TAKE, vid, injected)
+            self._take_pending(vid, injected)
         elif self.cfgs[vid].apicv:
-            self.posted(vid)
+            self._take_pending(vid, -1)
         else:
             self.interrupt_window(vid)
 
     def _take(self, vid: int, injected: int) -> None:
-        """The guest takes an interrupt: IRR -> ISR, the handler runs with IF clear, IRET."""
+        self.s[vid].irq_scheduled = False
+        self._take_pending(vid, injected)
+
+    def _take_pending(self, vid: int, injected: int) -> None:
+        """Take interrupts while one is deliverable: IRR -> ISR, the handler with IF clear, IRET."""
         c = self.s[vid]
-        c.irq_scheduled = False
-        if injected >= 0:
-            vector = injected  # KVM acknowledged it at injection
-        else:
-            if not self.interrupts_allowed(vid):
-                return
-            vector = self.apic.has_interrupt(vid)
-            if vector < 0:
-                return
-            self.apic.ack(vid, vector)
-        self.sched.begin(c.causes.pop(vector, -1))
-        c.halted_in_guest = False
-        c.if_flag = False
-        c.in_irq += 1
-        handler = self.handlers[vid].get(vector, self.default_handler)
-        handler(vid, vector)
-        c.in_irq -= 1
-        c.if_flag = True  # IRET
-        if self.cfgs[vid].apicv:
-            if self.apic.has_interrupt(vid) >= 0 and self.run.in_guest(vid):
-                self.posted(vid)
-                return
-        elif self.apic.has_interrupt(vid) >= 0:
-            self.run.s[vid].irq_window = True
-            self.interrupt_window(vid)
-            if self.run.s[vid].entry_queued:
-                return
-        self.resume(vid)
+        resumed = False
+        while True:
+            if injected >= 0:
+                vector = injected  # KVM acknowledged it at injection
+                injected = -1
+            else:
+                if not self.interrupts_allowed(vid) or not self.run.in_guest(vid):
+                    break
+                vector = self.apic.has_interrupt(vid)
+                if vector < 0:
+                    break
+                self.apic.ack(vid, vector)
+            self.sched.begin(c.causes.pop(vector, -1))
+            c.halted_in_guest = False
+            c.if_flag = False
+            c.in_irq += 1
+            handler = self.handlers[vid].get(vector, self.default_handler)
+            handler(vid, vector)
+            c.in_irq -= 1
+            c.if_flag = True  # IRET
+            resumed = True
+            if not self.cfgs[vid].apicv:
+                if self.apic.has_interrupt(vid) >= 0:
+                    # One injection per entry: the next vector needs an interrupt window,
+                    # and the interrupted code resumes after that one.
+                    self.run.s[vid].irq_window = True
+                    if self.run.in_guest(vid):
+                        self.interrupt_window(vid)
+                        return
+                break
+        if resumed:
+            self.resume(vid)
 
     def _eoi_handler(self, vid: int, vector: int) -> None:
         """A handler that only acknowledges: GUEST_IRQ, then EOI."""

@@ -9,9 +9,10 @@ then nothing it wanted can be lost.
 - `late`: the first interrupt after the wanted deadline, more than late_tolerance_ns after it.
 - `lost`: the guest wants a deadline and nothing will ever deliver it: no host timer
   armed (hrtimer or preemption timer), no latched expiry, no timer vector in IRR/ISR,
-  and no pending KVM_REQ_LAZY_TSCDEADLINE that an exit will serve and whose kick would
-  re-arm. Judged when the lazy driver skips a write (the guest relies on `armed`), and
-  at the end of the run for a wanted deadline that passed undelivered.
+  and no pending KVM_REQ_LAZY_TSCDEADLINE whose kick would re-arm. Judged when the lazy
+  driver skips a write (the guest relies on `armed`) -- the moment the timer is lost --
+  and at the end of the run for a wanted deadline that passed undelivered (a request
+  no exit ever served is known to be lost only then).
 - `stale_armed`: the guest page's `armed` is non-zero while the host keeps no copy of
   it (unmapped, or cached_armed == 0): the guest skips later writes against a deadline
   nobody will arm -- with cached_armed == 0, kick and clear return at their guard.
@@ -30,7 +31,7 @@ from .lapic_timer import LapicTimer
 from .lazy_host import ARMED, PENDING, LazyHost
 from .memory import GuestMemory
 from .sim import Scheduler
-from .taxonomy import CLEAR_LVTT, CLEAR_PV_DISABLE, EXIT_MIGRATE, EXIT_REENABLE
+from .taxonomy import CLEAR_LVTT, CLEAR_PV_DISABLE, EXIT_MIGRATE, EXIT_PV_DISABLE, EXIT_REENABLE
 from .taxonomy import KindInts as Kind
 from .vcpu import APIC_LVTT, LVT_MASKED, MODE_PERIODIC, MODE_TSCDEADLINE
 
@@ -77,6 +78,7 @@ class HazardMonitor:
         self.cfgs = cfgs
         self.tolerance = host.late_tolerance_ns
         self.s = [WantState() for _ in cfgs]
+        self.quiet = False  # set while a VMM restore is half done: judged when it completes
 
     def save(self) -> list[WantState]:
         return [s.clone() for s in self.s]
@@ -120,10 +122,9 @@ class HazardMonitor:
         if (a.irr | a.isr) >> vector & 1:
             return True
         p = self.lazy.s[vid]
-        if p.req and (not p.req_waits or self.cfgs[vid].host_irq_rate_hz):
-            if p.cached_armed and p.msr_val & 1 and p.mapped and self.lazy.host_pending(vid) > self.lazy.host_armed(vid):
-                return True
-        return False
+        # A pending KVM_REQ_LAZY_TSCDEADLINE whose kick would re-arm delivers once any exit
+        # serves it; whether one ever comes is known only at the end of the run.
+        return bool(p.req and p.cached_armed and p.msr_val & 1 and p.mapped and self.lazy.host_pending(vid) > self.lazy.host_armed(vid))
 
     def skipped(self, vid: int, tsc: int, armed: int) -> None:
         """kvm_lapic_next_deadline() skipped the MSR write: the guest relies on `armed`."""
@@ -167,18 +168,22 @@ class HazardMonitor:
     def unmapped(self, vid: int, reason: int) -> None:
         if reason != EXIT_REENABLE:
             self._check_page(vid, reason)
-            if reason != EXIT_MIGRATE:
+            if reason not in (EXIT_MIGRATE, EXIT_PV_DISABLE):  # PV disable: `clear` judged it
                 self._stale_pending(vid, 100 + reason)
 
     def restored(self, vid: int) -> None:
         self._check_page(vid, EXIT_MIGRATE)
 
     def _stale_pending(self, vid: int, reason: int) -> None:
+        if self.quiet:
+            return
         pending = self.mem.read64(self.struct_gpa[vid] + PENDING)
         if pending > self.clock.tsc(vid, self.sched.now):
             self.sched.ev(vid, Kind.HAZ_STALE_PENDING, a=pending, b=reason)
 
     def _check_page(self, vid: int, cause: int) -> None:
+        if self.quiet:
+            return
         w = self.s[vid]
         armed = self.mem.read64(self.struct_gpa[vid] + ARMED)
         p = self.lazy.s[vid]

@@ -355,10 +355,13 @@ class LapicTimer:
         if was_sw:
             t.sw_active = False  # hrtimer_cancel(): the hrtimer hands over to the hv timer
             t.sw_gen = self.sched.gen()
-        arm = self.sched.ev(vid, Kind.TIMER_ARM, a=t.tscdeadline, b=BACKEND_HV)
+        periodic = t.timer_mode == MODE_PERIODIC
+        arm = -1
+        if not expired or periodic:
+            arm = self.sched.ev(vid, Kind.TIMER_ARM, a=t.tscdeadline, b=BACKEND_HV)
         if not expired:
             self.sched.at(t.hv_fire, self.H_HV_FIRE, vid, (t.hv_gen, arm))
-        if t.timer_mode != MODE_PERIODIC:
+        if not periodic:
             if t.pending:
                 self.cancel_hv_timer(vid)
                 if not self.v3:
@@ -387,6 +390,7 @@ class LapicTimer:
         t = self.s[vid]
         if t.hv_in_use:
             self.cancel_hv_timer(vid)
+            self.sched.ev(vid, Kind.TIMER_CANCEL, a=t.hv_deadline)
         if t.timer_mode != MODE_PERIODIC and t.pending:
             return
         if t.timer_mode in (MODE_PERIODIC, MODE_ONESHOT):
@@ -613,6 +617,15 @@ class LapicTimer:
             self.advance_periodic_target_expiration(vid)
             self.restart_apic_timer(vid)
         self.hazards.timer_changed(vid)
+
+    def hv_expired_at_entry(self, vid: int) -> bool:
+        """A preemption timer already at 0 exits right after VM entry, before any interrupt
+        is delivered (the preemption-timer exit outranks interrupt delivery)."""
+        t = self.s[vid]
+        if not t.hv_in_use or t.hv_fire > self.sched.now:
+            return False
+        self.hv_timer_exit(vid, (t.hv_gen, -1))
+        return True
 
     # ---- backend switches (vcpu_block) -----------------------------------------------------
     def switch_to_sw_timer(self, vid: int) -> None:

@@ -195,7 +195,8 @@ class LazyHost:
         if not p.req:
             p.req = True
             p.req_time = self.sched.now
-            p.req_waits = not exit_taken
+            # Only a request whose kick can act (the guard open) is worth waiting for.
+            p.req_waits = not exit_taken and self._guard(p)
             p.req_deadline = deadline
         if p.ever:
             self.sched.ev(vid, Kind.KICK_REQUEST, a=deadline)

@@ -18,6 +18,7 @@ from .vcpu import (
     APIC_EOI,
     APIC_ESR,
     APIC_ICR,
+    APIC_ICR2,
     APIC_ID,
     APIC_LDR,
     APIC_LVR,
@@ -261,7 +262,7 @@ class ScriptRunner:
             if cpu.apic.s[vid].x2apic:
                 icr = (dest << 32) | short | vector
             else:
-                cpu.apic_write(vid, 0x310, dest << 24)  # ICR2: the destination
+                cpu.apic_write(vid, APIC_ICR2, dest << 24)  # ICR2 holds the destination in xAPIC mode
                 icr = short | vector
             cpu.apic_write(vid, APIC_ICR, icr)
         elif name == "eoi":

@@ -103,7 +103,10 @@ class Scheduler:
         return idx
 
     def set_value(self, index: int, word: int, value: int) -> None:
-        """Fill in a value known only after the event was logged (e.g. whether a write succeeded)."""
+        """Fill in a value of an event of the *current action*, known only after it was logged.
+
+        Never for an earlier action's event: a checkpoint keeps the log prefix as it was.
+        """
         self.rows[index * 5 + word] = value
 
     def begin(self, parent: int) -> None:

@@ -120,7 +120,7 @@ class Kind(IntEnum):
     LAPIC_WRITE = 6  # LVTT/TMICT/TDCR/SPIV write: a=register (x2APIC MSR), b=value
     LAPIC_READ = 7  # register read: a=register, b=value read
     CPUID = 8  # CPUID leaf 0x40000001: a=features EAX
-    HLT = 9  # guest executes HLT: a=1 if the vCPU blocked
+    HLT = 9  # guest executes HLT: a=1 if nothing was pending then (it blocks unless an interrupt arrives during the exit)
     WAKE = 10  # halted vCPU resumes: a=cause (WAKE_*)
     GUEST_TIMER_IRQ = 11  # guest takes the LAPIC timer interrupt: a=tsc now, b=tsc wanted
     GUEST_IPI = 12  # guest takes an IPI: a=vector, b=source vCPU
@@ -163,6 +163,7 @@ class Kind(IntEnum):
     BUSY_WAIT = 46  # kvm_wait_lapic_expire(): a=ns the vCPU waits in the host, b=deadline tsc
     WRMSR = 47  # another MSR write (IA32_APIC_BASE, IA32_TSC, ...): a=MSR, b=value
     HAZ_LIVELOCK = 48  # too many events at one instant: the run stops here: a=events
+    BLOCK = 49  # vcpu_block(): the halted vCPU blocks (until a kick wakes it)
 
 
 KIND_NAMES: dict[int, str] = {
@@ -215,6 +216,7 @@ KIND_NAMES: dict[int, str] = {
     Kind.BUSY_WAIT: "busy_wait",
     Kind.WRMSR: "wrmsr",
     Kind.HAZ_LIVELOCK: "livelock",
+    Kind.BLOCK: "block",
 }
 KIND_BY_NAME: dict[str, Kind] = {name: Kind(code) for code, name in KIND_NAMES.items()}
 HAZARD_KINDS: frozenset[int] = frozenset(
@@ -281,6 +283,7 @@ KIND_FIELDS: dict[int, tuple[str, str]] = {
     Kind.BUSY_WAIT: ("wait_ns", "deadline"),
     Kind.WRMSR: ("msr", "value"),
     Kind.HAZ_LIVELOCK: ("events", ""),
+    Kind.BLOCK: ("", ""),
 }
 
 BACKEND_HV = 0

@@ -146,14 +146,13 @@ class VcpuRunLoop:
         self.exit_taken(vid)
 
     def runnable(self, vid: int) -> bool:
-        """kvm_arch_vcpu_runnable() of a halted vCPU: an allowed, pending interrupt.
+        """kvm_arch_vcpu_runnable() of a halted vCPU: an interrupt is allowed and pending
+        (kvm_vcpu_has_events: IF set, a vector above the PPR)."""
+        return self.guest.interrupts_allowed(vid) and self.apic.has_interrupt(vid) >= 0
 
-        A latched expiry of an unmasked timer also ends the block (kvm_vcpu_check_block:
-        kvm_cpu_has_pending_timer) and is injected by the loop tail.
-        """
-        if not self.guest.interrupts_allowed(vid):
-            return False
-        return self.timer.has_pending_timer(vid) or self.apic.has_interrupt(vid) >= 0
+    def block_ends(self, vid: int) -> bool:
+        """kvm_vcpu_check_block(): runnable, or an unmasked timer expiry is pending."""
+        return self.runnable(vid) or (self.guest.interrupts_allowed(vid) and self.timer.has_pending_timer(vid))
 
     def _enter(self, vid: int, _arg: int) -> None:
         """vcpu_run() loop tail and vcpu_enter_guest(), then VM entry."""
@@ -168,17 +167,29 @@ class VcpuRunLoop:
         self.sched.begin(r.entry_parent)
         self.timer.inject_pending_timer_irqs(vid)  # kvm_inject_pending_timer_irqs()
         if r.halted:
-            # vcpu_block(): runnable -> KVM_MP_STATE_RUNNABLE; else switch to the hrtimer and block.
-            if not self.runnable(vid):
-                r.hv_at_block = self.timer.hv_in_use(vid)
-                if r.hv_at_block:
+            # vcpu_block(), as often as vcpu_run() loops back to it.
+            for _ in range(3):
+                if self.runnable(vid):
+                    break
+                hv = self.timer.hv_in_use(vid)
+                if hv:
                     self.timer.switch_to_sw_timer(vid)
-                if not self.runnable(vid):  # the switch may expire the timer at once
+                if not self.block_ends(vid):
                     r.blocked = True
+                    r.hv_at_block = hv
                     r.guest_mode = False
-                    if r.hlt_event >= 0:
-                        self.sched.set_value(r.hlt_event, 2, 1)  # HLT.a: the vCPU blocked
+                    self.sched.ev(vid, Kind.BLOCK)
                     return
+                # The block ends at once (the switch expired the timer): back to the hv
+                # timer, and the loop tail injects the expiry.
+                if hv:
+                    self.timer.switch_to_hv_timer(vid)
+                self.timer.inject_pending_timer_irqs(vid)
+            if not self.runnable(vid):
+                r.blocked = True
+                r.guest_mode = False
+                self.sched.ev(vid, Kind.BLOCK)
+                return
             r.halted = False
         self.lazy.serve_request(vid)
         if not self.cfgs[vid].apicv and r.injected < 0:
@@ -196,9 +207,11 @@ class VcpuRunLoop:
             self.steal(vid, wait)
             self._queue_entry(vid)
             return
+        r.guest_mode = True
+        if self.timer.hv_expired_at_entry(vid):
+            return
         injected = r.injected
         r.injected = -1
-        r.guest_mode = True
         self.guest.entered(vid, injected)
 
     # ---- waking and kicking ----------------------------------------------------------------------
@@ -232,6 +245,10 @@ class VcpuRunLoop:
             r.hv_at_block = self.timer.hv_in_use(vid)
             if r.hv_at_block:
                 self.timer.switch_to_sw_timer(vid)
+            if not self.block_ends(vid):
+                r.blocked = True
+                return
+            self.timer.inject_pending_timer_irqs(vid)
             if not self.runnable(vid):
                 r.blocked = True
                 return

@@ -146,6 +146,7 @@ class Vmm:
             self.sched.ev(vid, Kind.NOTE, a=NOTE_SAVE, b=-1)
             return
         self.sched.ev(vid, Kind.MIGRATE, a=int(vmm_support))
+        self.hazards.quiet = True  # the source vCPU goes away; the destination is judged when restored
         # The destination's vCPU, as KVM creates it (the source's host state is gone).
         self.timer.cancel_apic_timer(vid)
         if self.lazy.s[vid].mapped:
@@ -160,6 +161,7 @@ class Vmm:
         self.mem.load(saved.memory)
         for step in order:
             self._restore_step(vid, step, saved, vmm_support)
+        self.hazards.quiet = False
         self.hazards.restored(vid)
 
     def _restore_step(self, vid: int, step: str, saved: SavedVcpu, vmm_support: bool) -> None:
