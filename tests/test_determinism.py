@@ -51,11 +51,11 @@ def test_digest_depends_on_the_seed():
 
 
 def test_a_vcpu_added_does_not_change_another_vcpus_random_stream():
-    """Per-vCPU RNGs derive from the seed and the vCPU index (vcpu.py)."""
+    """Per-vCPU RNGs derive from the seed and the vCPU index (guest_kernel.KernelState)."""
     text = 'seed = 5\nduration = "2ms"\n[workload]\nkind = "random_reprogram"\nrate_hz = 50000\n'
     one = Engine(scenario("vcpus = 1\n" + text), "classic")
     two = Engine(scenario("vcpus = 2\n" + text), "classic")
-    assert [one.vcpus[0].rng.random() for _ in range(5)] == [two.vcpus[0].rng.random() for _ in range(5)]
+    assert [one.kernel.s[0].rng.random() for _ in range(5)] == [two.kernel.s[0].rng.random() for _ in range(5)]
 
 
 @pytest.fixture(scope="module")

@@ -93,10 +93,10 @@ def _env(engine: Engine, index: int, names: frozenset[str]) -> dict[str, Any]:
         "b": ev.b,
         "parent": ev.parent,
     }
-    v = engine.vcpus[ev.vcpu] if 0 <= ev.vcpu < len(engine.vcpus) else None
+    vid = ev.vcpu if 0 <= ev.vcpu < engine.nvcpus else -1
     for name in names:
         if name in STATE_GETTERS:
-            env[name] = STATE_GETTERS[name](engine, v) if v is not None else 0
+            env[name] = STATE_GETTERS[name](engine, vid) if vid >= 0 else 0
     return env
 
 
