@@ -82,7 +82,7 @@ def run(smoke: bool = False) -> list[Row]:
         if events == sizes[0]:
             # Baseline: a session that cannot use checkpoints ahead replays from the start.
             target = events // 2
-            base = _ms(lambda: Engine(tcp_rr(), "lazy").run(max_events=target))
+            base = _ms(lambda target=target: Engine(tcp_rr(), "lazy").run(max_events=target))
             rows.append((f"baseline: replay from the start to event {target:,}", base, "ms", "(what goto far cost before)"))
         del session
     mem_events = 20_000 if smoke else 1_000_000
