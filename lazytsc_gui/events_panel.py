@@ -7,7 +7,7 @@ from lazytsc.taxonomy import EXIT_NAMES, EXIT_ORDER, HAZARD_KINDS, KIND_NAMES, K
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .events_model import COLUMNS, EventsModel
-from .fmt import fmt_ns
+from .fmt import fmt_ns, position_text
 
 KIND_GROUPS: list[tuple[str, set[int] | None, dict]] = [
     ("All kinds", None, {}),
@@ -168,7 +168,7 @@ class EventsPanel(QtWidgets.QWidget):
         total = self.controller.total
         shown = self.model.rowCount()
         pos = self.controller.position
-        text = f"{shown:,} of {total:,} events shown · cursor after event {pos - 1:,}" if pos else f"{shown:,} of {total:,} events shown · cursor at the start"
+        text = f"{shown:,} of {total:,} events shown · cursor {position_text(pos, total)}"
         self.count_label.setText(text)
 
     # ---- view -> controller ------------------------------------------------------------------
