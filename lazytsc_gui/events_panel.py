@@ -20,6 +20,13 @@ KIND_GROUPS: list[tuple[str, set[int] | None, dict]] = [
 ]
 
 
+def doc_extras(doc) -> dict:
+    """TSC rates and script notes of a simulated run (a trace has neither)."""
+    if doc is None or not hasattr(doc, "scenario"):
+        return {}
+    return {"tsc_khz": doc.tsc_khz(), "notes": {op.line: op.note for op in doc.scenario.script if op.note}}
+
+
 class EventTable(QtWidgets.QTableView):
     """A table view tuned for millions of rows: fixed row height, no word wrap."""
 
@@ -116,7 +123,9 @@ class EventsPanel(QtWidgets.QWidget):
 
     # ---- controller -> view ------------------------------------------------------------------
     def _doc_changed(self, doc) -> None:
-        self.model.set_log(doc.log if doc is not None else None)
+        self.model.set_log(doc.log if doc is not None else None, **doc_extras(doc))
+        self.table.scrollToTop()  # a new document starts at its top, not at the old scroll position
+        self.table.clearSelection()
         self.vcpu_box.blockSignals(True)
         self.vcpu_box.clear()
         self.vcpu_box.addItem("all vCPUs", None)
@@ -240,7 +249,8 @@ class HazardsPanel(QtWidgets.QWidget):
         self._doc_changed(None)
 
     def _doc_changed(self, doc) -> None:
-        self.model.set_log(doc.log if doc is not None else None)
+        self.model.set_log(doc.log if doc is not None else None, **doc_extras(doc))
+        self.table.scrollToTop()
         self.model.set_filters(hazards_only=True)
         if doc is None:
             self.summary.setText("No run loaded")

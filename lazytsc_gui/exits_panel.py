@@ -162,9 +162,9 @@ class ExitsPanel(QtWidgets.QWidget):
     def _update_headline(self, cur: dict, whole: dict) -> None:
         def cell(s: dict) -> str:
             n = s["exits"]["msr_write"]["tsc-deadline"]
-            return f"<b>{n:,}</b> ({percent(n, s['exits']['by_reason']['msr-write'])} of msr-write)"
+            return f"<b>{n:,}</b> ({percent(n, s['exits']['by_reason']['msr-write'])})"
 
-        self.headline.setText(f"msr-write: tsc-deadline exits &nbsp; {cell(cur)} at the cursor &nbsp;·&nbsp; {cell(whole)} in the whole run")
+        self.headline.setText(f"<b>tsc-deadline exits</b> &nbsp;{cell(cur)} at the cursor &nbsp;·&nbsp; {cell(whole)} whole run")
 
     def refresh_caused(self, index: int) -> None:
         c = self.controller

@@ -301,7 +301,6 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.setIconSize(QtCore.QSize(16, 16))
         tb.addActions([self.a_open, self.a_save])
         tb.addSeparator()
-        tb.addWidget(QtWidgets.QLabel(" Mode "))
         self.mode_box = QtWidgets.QComboBox()
         self.mode_box.addItems(["classic", "lazy"])
         self.mode_box.setToolTip("Guest driver: classic (every deadline is a WRMSR) or lazy (the seed)")
@@ -316,19 +315,22 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.addAction(self.a_play)
         self.speed = QtWidgets.QSlider(Qt.Orientation.Horizontal)
         self.speed.setRange(0, 100)
-        self.speed.setFixedWidth(110)
+        self.speed.setFixedWidth(80)
         self.speed.setToolTip("Play speed (events per second)")
         self.speed_label = QtWidgets.QLabel()
-        self.speed_label.setMinimumWidth(72)
+        self.speed_label.setMinimumWidth(self.fontMetrics().horizontalAdvance("100,000 ev/s") + 4)
         tb.addWidget(self.speed)
         tb.addWidget(self.speed_label)
         tb.addSeparator()
         for a in (self.a_fit, self.a_rubber, self.a_measure, self.a_compare):
             tb.addAction(a)
-        for a in (self.a_fit, self.a_rubber, self.a_measure, self.a_open, self.a_save):
+        # Icons alone where the icon says it (names in the tooltips), so that the whole
+        # toolbar, Measure and Compare included, fits a 1280 px wide window.
+        icon_only = (self.a_open, self.a_save, self.a_restart, self.a_reverse, self.a_step_back, self.a_pause, self.a_play)
+        for a in (self.a_fit, self.a_rubber, self.a_measure, *icon_only):
             w = tb.widgetForAction(a)
             if isinstance(w, QtWidgets.QToolButton):
-                w.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly if a in (self.a_open, self.a_save) else Qt.ToolButtonStyle.ToolButtonTextOnly)
+                w.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly if a in icon_only else Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.toolbar = tb
 
     def _build_statusbar(self) -> None:
@@ -430,11 +432,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if not getattr(self, "_sized", True):
             self._sized = True
             self._default_sizes()  # dock sizes only stick once the window has its size
+            QtCore.QTimer.singleShot(0, self._default_sizes)
 
     def _default_sizes(self) -> None:
-        self.resizeDocks([self.state_dock, self.explain_dock], [470, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.state_dock, self.exits_dock], [520, 420], Qt.Orientation.Vertical)
-        self.resizeDocks([self.events_dock], [max(240, self.height() // 4)], Qt.Orientation.Vertical)
+        """Side panels in proportion to the window: the timeline keeps about half its width."""
+        w, h = max(800, self.width()), max(600, self.height())
+        state = int(min(470, max(330, 0.27 * w)))
+        explain = int(min(320, max(200, 0.17 * w)))
+        self.resizeDocks([self.state_dock, self.explain_dock], [state, explain], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.state_dock, self.exits_dock], [int(h * 0.42), int(h * 0.33)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.events_dock], [int(min(300, max(170, 0.22 * h)))], Qt.Orientation.Vertical)
 
     def reset_layout(self) -> None:
         for d in self.docks:
