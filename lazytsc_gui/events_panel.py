@@ -139,8 +139,14 @@ class EventsPanel(QtWidgets.QWidget):
         self._update_count()
         if self.follow.isChecked() and pos > 0:
             row = self.model.row_of(pos - 1, nearest=True)
-            if row >= 0:
+            if row >= 0 and not self._row_visible(row):
                 self.table.scrollTo(self.model.index(row, 0), QtWidgets.QAbstractItemView.ScrollHint.EnsureVisible)
+
+    def _row_visible(self, row: int) -> bool:
+        """Is the row wholly inside the viewport? (scrollTo costs a repaint even when it is)."""
+        rect = self.table.visualRect(self.model.index(row, 0))
+        view = self.table.viewport().rect()
+        return rect.isValid() and rect.top() >= view.top() and rect.bottom() <= view.bottom()
 
     def _selection_changed(self, index: int) -> None:
         row = self.model.row_of(index)

@@ -60,6 +60,8 @@ class ExitsPanel(QtWidgets.QWidget):
         self.headline = QtWidgets.QLabel("")
         self.headline.setTextFormat(QtCore.Qt.TextFormat.RichText)
         self.headline.setWordWrap(True)
+        # a fixed height: new numbers must not relayout (and repaint) the window
+        self.headline.setFixedHeight(self.fontMetrics().height() * 2 + 6)
         self.headline.setToolTip("MSR_IA32_TSC_DEADLINE writes that exit to the host: what lazy mode saves")
         self.table = QtWidgets.QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["VM exits", "at cursor", "%", "whole run", "%"])
@@ -95,6 +97,7 @@ class ExitsPanel(QtWidgets.QWidget):
         layout.addWidget(self.headline)
         layout.addWidget(split)
         self._counts: PrefixCounts | None = None
+        self._marked: dict[int, bool] = {}
         self._causal: CausalIndex | None = None
         self._causal_log = None
         self._rows: list[tuple[str, tuple]] = []
@@ -107,10 +110,12 @@ class ExitsPanel(QtWidgets.QWidget):
 
     def _on_theme(self, _theme) -> None:
         self._last_cursor = None
+        self._marked = {}
         self.refresh()
 
     def _rebuild(self, doc) -> None:
         self._last_cursor = None
+        self._marked = {}
         self._causal = None
         self._counts = PrefixCounts(doc.log) if doc is not None else None
         if doc is None:
@@ -147,12 +152,17 @@ class ExitsPanel(QtWidgets.QWidget):
         self.cursor_summary = cur
         self._update_headline(cur, c.doc.summary)
         th = themes.current()
+        last = self._last_cursor
         for r, (_label, path) in enumerate(self._rows):
             value = get_path(cur, path)
+            old = get_path(last, path) if last is not None else None
+            if old == value and not self._marked.get(r):
+                continue  # nothing to repaint in this row
             item = self.table.item(r, 1)
             item.setText(f"{value:,}")
             self.table.item(r, 2).setText(share(cur, path))
-            changed = self._last_cursor is not None and get_path(self._last_cursor, path) != value
+            changed = old is not None and old != value
+            self._marked[r] = changed
             item.setBackground(QtGui.QColor(th.changed_bg) if changed else QtGui.QBrush())
             item.setForeground(QtGui.QColor(th.changed_fg) if changed else QtGui.QBrush())
         self._last_cursor = cur

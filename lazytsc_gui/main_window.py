@@ -350,8 +350,13 @@ class MainWindow(QtWidgets.QMainWindow):
         for w in (self.progress, self.cancel_btn):
             w.setVisible(False)
             sb.addPermanentWidget(w)
+        fm = self.fontMetrics()
+        widest = {self.st_time: "t = 1,000.000000 ms", self.st_event: "at #10,000,000 (10,000,000 of 10,000,000 events done)"}
         for w in (self.st_delta, self.st_time, self.st_event, self.st_mode, self.st_vcpu):
             w.setContentsMargins(6, 0, 6, 0)
+            if w in widest:  # fixed widths: a new position must not relayout the status bar
+                w.setFixedWidth(fm.horizontalAdvance(widest[w]) + 16)
+                w.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             sb.addPermanentWidget(w)
         # A constant height: showing the progress bar must not relayout (and repaint)
         # the whole window while a job runs.

@@ -99,6 +99,7 @@ class StatePanel(QtWidgets.QWidget):
         self.header = QtWidgets.QLabel("No run loaded")
         self.header.setWordWrap(True)
         self.header.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.header.setFixedHeight(self.fontMetrics().height() * 3 + 8)  # no relayout per step
         self.table = QtWidgets.QTableWidget()
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
