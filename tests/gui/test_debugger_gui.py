@@ -306,3 +306,21 @@ def test_script_note_shows_its_text(make_window, qtbot):
     notes = [i for i in range(model.rowCount()) if model.cell_text(i, 3) == "note"]
     assert notes and model.cell_text(notes[0], 5) == "the first request"
 
+
+
+# ---- defect 11: every demo has a guide, and its keys exist ----------------------------------------
+def test_every_demo_has_a_try_it_guide_with_real_keys(win):
+    import re
+
+    from lazytsc_gui.demos import demos, explanation
+
+    keys = {a.shortcut().toString() for a in win.actions()} | {s.toString() for a in win.actions() for s in a.shortcuts()}
+    found = demos()
+    assert len(found) >= 10
+    for demo in found:
+        text = explanation(demo.name, "")
+        assert "### Try it" in text, demo.name
+        for key in re.findall(r"\*\*((?:Ctrl|Shift|Alt)\+[^*]+|F\d+)\*\*", text):
+            if " / " in key or "/" in key and not key.endswith("/"):
+                continue
+            assert key in keys, f"{demo.name}: {key} is not a shortcut of the window"
