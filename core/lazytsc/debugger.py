@@ -166,15 +166,20 @@ def _env(engine: Engine, index: int, names: frozenset[str]) -> dict[str, Any]:
         "b": ev.b,
         "parent": ev.parent,
     }
-    v = engine.vcpus[ev.vcpu] if 0 <= ev.vcpu < len(engine.vcpus) else None
+    known = 0 <= ev.vcpu < _nvcpus(engine)
     for name in names:
         if name in STATE_GETTERS:
-            env[name] = STATE_GETTERS[name](engine, v) if v is not None else 0
+            env[name] = engine.observe(ev.vcpu, name) if known else 0
     return env
 
 
+def _nvcpus(engine: Engine) -> int:
+    return len(engine.scenario.run.vcpus)
+
+
 def _observe_all(engine: Engine) -> tuple[dict[str, Any], ...]:
-    return tuple({name: get(engine, v) for name, get in STATE_GETTERS.items()} for v in engine.vcpus)
+    observe = engine.observe
+    return tuple({name: observe(v, name) for name in STATE_GETTERS} for v in range(_nvcpus(engine)))
 
 
 @dataclass(frozen=True)
@@ -566,7 +571,7 @@ class Session:
 
         def grab(e: Engine, i: int) -> tuple:
             env = _env(e, i, names) if names else None
-            values = tuple(tuple(STATE_GETTERS[n](e, v) for n in watched) for v in e.vcpus) if watched else ()
+            values = tuple(tuple(e.observe(v, n) for n in watched) for v in range(_nvcpus(e))) if watched else ()
             return env, values
 
         grab.watched = watched  # type: ignore[attr-defined]
