@@ -20,6 +20,7 @@ from PySide6 import QtCore
 
 from .document import RunDocument, TraceDocument, build_run, build_trace
 from .fmt import fmt_ns
+from .trace_lines import raw_lines_for
 from .worker import TaskRunner
 
 PLAY_INTERVAL_MS = 40
@@ -101,9 +102,15 @@ class DebugController(QtCore.QObject):
             if on_loaded is not None:
                 on_loaded(doc)
 
+        def job(j):
+            doc = build_trace(path, j)
+            j.report(-1.0, "reading the raw lines")
+            doc.raw = raw_lines_for(doc.result, doc.path, j.cancelled)
+            return doc
+
         return self.runner.start(
             f"import {path}",
-            lambda job: build_trace(path, job),
+            job,
             done,
             lambda message, tb: self.loadFailed.emit("Cannot open trace", message),
             lambda: self.status.emit("Import cancelled"),

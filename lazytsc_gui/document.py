@@ -74,6 +74,7 @@ class TraceDocument:
     kind: str = "trace"
     mode: str = "recorded"
     variant: str = ""
+    raw: Any = None  # trace_lines.RawLines: the file line behind each event
 
     @property
     def title(self) -> str:

@@ -45,11 +45,13 @@ class EventsModel(QtCore.QAbstractTableModel):
         self.tsc_khz: list[int] | None = None
         self.notes: dict[int, str] = {}  # scenario line -> the script entry's note
         self.header_names: tuple[str, str] | None = None
+        self.raw = None  # trace_lines.RawLines of an imported trace
 
     # ---- data source ----------------------------------------------------------------------
-    def set_log(self, log: EventLog | None, tsc_khz: list[int] | None = None, notes: dict[int, str] | None = None) -> None:
+    def set_log(self, log: EventLog | None, tsc_khz: list[int] | None = None, notes: dict[int, str] | None = None, raw=None) -> None:
         self.beginResetModel()
         self.log = log
+        self.raw = raw
         self.tsc_khz = tsc_khz
         self.notes = dict(notes or {})
         self._cols = {n: log.column(n) for n in ("time", "vcpu", "kind", "exit", "sub", "a", "b", "parent")} if log is not None else {}
@@ -208,6 +210,9 @@ class EventsModel(QtCore.QAbstractTableModel):
                 ns = self.tsc_time(ev.vcpu, value) if name in TSC_FIELDS or (name == "value" and ev.kind == Kind.WRMSR_TSC_DEADLINE) else None
                 if ns is not None:
                     lines.append(f"{name} = {value:#x} = {value:,} TSC = {fmt_ns(ns)} ({fmt_ns(ns - ev.time, signed=True)} from this event)")
+            raw = self.raw.text(i) if self.raw is not None else ""
+            if raw:
+                lines.append(f"trace line {self.raw.line_of(i):,}: {raw.strip()}")
             lines.append(state)
             return "\n".join(lines)
         return None

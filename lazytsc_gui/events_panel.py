@@ -22,8 +22,10 @@ KIND_GROUPS: list[tuple[str, set[int] | None, dict]] = [
 
 def doc_extras(doc) -> dict:
     """TSC rates and script notes of a simulated run (a trace has neither)."""
-    if doc is None or not hasattr(doc, "scenario"):
+    if doc is None:
         return {}
+    if not hasattr(doc, "scenario"):
+        return {"raw": getattr(doc, "raw", None)}
     return {"tsc_khz": doc.tsc_khz(), "notes": {op.line: op.note for op in doc.scenario.script if op.note}}
 
 

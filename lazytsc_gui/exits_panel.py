@@ -11,6 +11,8 @@ user can see what one guest write cost.
 
 from __future__ import annotations
 
+import html
+
 from lazytsc.taxonomy import EXIT_ORDER, MSR_SUB_ORDER
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -100,6 +102,7 @@ class ExitsPanel(QtWidgets.QWidget):
         self._marked: dict[int, bool] = {}
         self._causal: CausalIndex | None = None
         self._causal_log = None
+        self.raw_line = ""
         self._rows: list[tuple[str, tuple]] = []
         self._last_cursor: dict | None = None
         self.cursor_summary: dict | None = None
@@ -199,9 +202,13 @@ class ExitsPanel(QtWidgets.QWidget):
             by[key] = by.get(key, 0) + 1
         what = "selected" if index >= 0 else "current"
         summary = ", ".join(f"{k} × {v}" for k, v in by.items()) or "none"
+        raw = getattr(c.doc, "raw", None)
+        line = raw.text(idx) if raw is not None else ""
+        source = f"<br>line {raw.line_of(idx):,} of the trace: <code>{html.escape(line.strip())}</code>" if line else ""
+        self.raw_line = line
         self.caused_label.setText(
             f"<b>{len(exits)} exit(s)</b> caused by the {what} event #{idx} <code>{ev.describe()}</code> "
-            f"and the {len(found) - 1} event(s) it caused: {summary}"
+            f"and the {len(found) - 1} event(s) it caused: {summary}{source}"
         )
         rows = [int(i) for i in found][:500]
         self.caused.setRowCount(len(rows))

@@ -324,3 +324,20 @@ def test_every_demo_has_a_try_it_guide_with_real_keys(win):
             if " / " in key or "/" in key and not key.endswith("/"):
                 continue
             assert key in keys, f"{demo.name}: {key} is not a shortcut of the window"
+
+
+# ---- defect 3 (last part): the raw trace line of the selected event --------------------------------
+def test_imported_trace_shows_the_raw_line_of_the_selected_event(make_window, qtbot):
+    pytest.importorskip("lazytsc.traces")
+    trace = Path(__file__).resolve().parents[1] / "data" / "traces" / "ftrace_intel.txt"
+    win = make_window()
+    with qtbot.waitSignal(win.controller.documentChanged, timeout=20_000):
+        win.open_path(str(trace))
+    wait_idle(qtbot, win)
+    c = win.controller
+    lines = trace.read_text().splitlines()
+    exit_row = next(i for i in range(c.total) if c.doc.log.event(i).kind == Kind.HLT)
+    c.select_event(exit_row)
+    shown = win.exits_panel.raw_line
+    assert shown and shown in lines and "reason HLT" in shown
+    assert f"trace line {lines.index(shown) + 1}" in win.events_panel.model.data(win.events_panel.model.index(exit_row, 3), Qt.ItemDataRole.ToolTipRole)
