@@ -206,6 +206,7 @@ class ExitsPanel(QtWidgets.QWidget):
         line = raw.text(idx) if raw is not None else ""
         source = f"<br>line {raw.line_of(idx):,} of the trace: <code>{html.escape(line.strip())}</code>" if line else ""
         self.raw_line = line
+        self.caused_label.setToolTip(f"trace line {raw.line_of(idx):,}:\n{line}" if line else "")
         self.caused_label.setText(
             f"<b>{len(exits)} exit(s)</b> caused by the {what} event #{idx} <code>{ev.describe()}</code> "
             f"and the {len(found) - 1} event(s) it caused: {summary}{source}"

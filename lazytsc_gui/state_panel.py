@@ -129,6 +129,8 @@ class StatePanel(QtWidgets.QWidget):
 
     def _rebuild(self, _doc=None) -> None:
         n = max(1, self.controller.n_vcpus)
+        lines = 4 if self.controller.doc is not None and self.controller.session is None else 3
+        self.header.setFixedHeight(self.fontMetrics().height() * lines + 8)
         self.table.clear()
         self._rows = {}
         rows = sum(1 + len(fields) for _, fields in SECTIONS)
