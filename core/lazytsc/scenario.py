@@ -466,9 +466,11 @@ def _steps_spec(name: str) -> Spec:
 
 
 def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
+    """Every error of every entry (not only an entry's first), times quoted as written."""
     ops: list[ScriptOp] = []
     last_at = 0
     last_index = -1
+    last_text: Any = 0
     for i, entry in enumerate(_array(c, "script", raw)):
         path = ("script", i)
         if not isinstance(entry, dict):
@@ -480,24 +482,29 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
             continue
         op_fields, _doc, needed = OPS[op]
         c.unknown_keys(path, entry, set(COMMON_FIELDS) | set(op_fields))
+        valid = True
+        at = last_at
         if "at" not in entry:
             c.error(path, "an `at` time for the operation")
-            continue
-        try:
-            at = parse_duration(entry["at"])
-        except ValueError as exc:
-            c.error(path + ("at",), str(exc))
-            continue
-        if at < last_at:
-            c.error(path + ("at",), f"times in order: a time >= {last_at} ns (script[{last_index}].at), got {entry['at']!r}")
-            continue
-        last_at, last_index = at, i
+            valid = False
+        else:
+            try:
+                at = parse_duration(entry["at"])
+            except ValueError as exc:
+                c.error(path + ("at",), str(exc))
+                valid = False
+            else:
+                if at < last_at:
+                    c.error(path + ("at",), f"times in order: a time >= {last_text!r} (script[{last_index}].at), got {entry['at']!r}")
+                    valid = False
+                else:
+                    last_at, last_index, last_text = at, i, entry["at"]
         vcpu = entry.get("vcpu", 0)
         if not isinstance(vcpu, int) or isinstance(vcpu, bool) or not 0 <= vcpu < nvcpus:
             c.error(path + ("vcpu",), f"a vCPU index from 0 to {nvcpus - 1} (got {vcpu!r})")
-            continue
+            valid = False
         args: dict[str, Any] = {}
-        ok = True
+        ok = valid
         for name, kind in op_fields.items():
             if name in entry:
                 value = c.value(path + (name,), entry[name], _SCRIPT_KIND_SPECS[kind](name))
