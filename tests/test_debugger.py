@@ -214,7 +214,8 @@ def test_condition_sees_the_state_as_of_each_event(seed):
     (the seed's clockevent set_next_event): at the 10us request nothing is armed yet, so
     `armed == 0 and pending > now` holds at the request and the MSR write (events 3, 4),
     not after the host's update. It holds again at the 149us kick, which disarms
-    (kvm_lazy_tscdeadline_kick finds pending == armed)."""
+    (kvm_lazy_tscdeadline_kick finds pending == armed), and at the entry's busy-wait to the
+    150us deadline (kvm_wait_lapic_expire), until the interrupt arrives at 150us."""
     s = Session(seed, "lazy")
     bp = Breakpoint(condition="armed == 0 and pending > now")
     stops = []
@@ -223,8 +224,8 @@ def test_condition_sees_the_state_as_of_each_event(seed):
         snap = s.snapshot().vcpus[0]
         assert snap.armed == 0 and snap.pending > snap.tsc
         stops.append((r.event, s.log.event(r.event).kind))
-    assert stops == [(3, Kind.DEADLINE_REQUEST), (4, Kind.WRMSR_TSC_DEADLINE), (25, Kind.LAZY_KICK)]
-    assert r.reason == "end" and bp.hits == 3
+    assert stops == [(3, Kind.DEADLINE_REQUEST), (4, Kind.WRMSR_TSC_DEADLINE), (31, Kind.LAZY_KICK), (32, Kind.BUSY_WAIT)]
+    assert r.reason == "end" and bp.hits == 4
     assert s.snapshot().vcpus[0].pending == tsc(150_000)
 
 
