@@ -93,8 +93,14 @@ def test_trace_without_deadline_writes() -> None:
     assert w.resulting["exits"] == w.recorded["exits"]
 
 
-def test_unknown_vcpu_writes_are_left_out() -> None:
-    w = what_if(import_trace(DATA / "trace_pipe_old.txt"))
+def test_unknown_vcpu_writes_are_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.txt"
+    text = (DATA / "trace_pipe_old.txt").read_text()
+    # a thread that never prints kvm_entry and has no `CPU N/KVM` name: its writes
+    # cannot be given to a vCPU
+    text += "  qemu-kvm-9999  [005] d... 99999.000001: kvm_msr: msr_write 6e0 = 0x123456789\n"
+    path.write_text(text)
+    w = what_if(import_trace(path))
     assert any("unknown vCPU" in x for x in w.warnings)
     assert sorted(w.vcpus) == [0, 1]
 

@@ -1,0 +1,216 @@
+"""A native reader of trace-cmd's `trace.dat` (versions 6 and 7; zlib and zstd sections).
+
+No maintained Python reader of trace.dat exists, so this one is its own module with a
+small API (no lazytsc imports; numpy, and `zstandard` for zstd files):
+
+    td = TraceDat.open("trace.dat")          # raises TraceDatError (`field: expected ...`)
+    td.version, td.compression, td.clock, td.page_size, td.cpus, td.cmdlines
+    td.formats                               # {event id: EventFormat}, parsed from the file
+    td.format("kvm_exit")                    # EventFormat or None
+    rec = td.records()                       # all events, merged across CPUs in time order:
+                                             #   {"ts", "cpu", "id", "pid", "pos", "size"} arrays
+    ev = td.events("kvm_exit")               # one event's records and decoded fields:
+                                             #   {"ts", "cpu", "pid", "index", <field>: array, ...}
+    td.to_ns(ev["ts"])                       # trace clock -> ns where the clock allows it
+    td.clock_is_ns                           # False for x86-tsc/counter without TSC2NSEC
+
+Timestamps are the ring buffer's clock (plus the file's OFFSET option), which is ns for
+the default `local`/`global`/`mono`/`boot` clocks and TSC cycles for `x86-tsc`
+(`to_ns` converts with the TSC2NSEC option when the file has one). The merge order is
+trace-cmd's: repeatedly the earliest head of all CPU streams, ties to the lower CPU.
+Decoding is bulk numpy over all records of a type; nothing is done per event in Python.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .container import Container, TraceDatError, cpu_data, parse_container
+from .formats import EventFormat, Field, header_page_layout, parse_format
+from .ringbuffer import walk_pages
+
+NS_CLOCKS = frozenset({"local", "global", "mono", "mono_raw", "boot", "perf", "uptime", "tai"})
+MAX_FILE_BYTES = 16 << 30
+
+__all__ = ["EventFormat", "Field", "TraceDat", "TraceDatError", "is_tracedat"]
+
+
+def is_tracedat(head: bytes) -> bool:
+    return head.startswith(b"\x17\x08\x44tracing")
+
+
+class TraceDat:
+    """One parsed trace.dat (metadata eagerly, events on first use)."""
+
+    def __init__(self, data: bytes, path: str = "trace.dat") -> None:
+        self.path = path
+        self._data = data
+        self.c: Container = parse_container(data)
+        self.formats: dict[int, EventFormat] = {}
+        self._by_name: dict[str, EventFormat] = {}
+        for system, text in self.c.event_formats:
+            fmt = parse_format(system, text)
+            if fmt is not None:
+                self.formats[fmt.id] = fmt
+                self._by_name.setdefault(fmt.name, fmt)
+                self._by_name[f"{system}:{fmt.name}"] = fmt
+        for text in self.c.ftrace_formats:
+            fmt = parse_format("ftrace", text)
+            if fmt is not None:
+                self.formats.setdefault(fmt.id, fmt)
+        self._records: dict[str, np.ndarray] | None = None
+        self._blob: np.ndarray | None = None
+        self.lost_pages = 0
+        self.bad_pages = 0
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> TraceDat:
+        name = os.fspath(path)
+        try:
+            size = os.path.getsize(name)
+            if size > MAX_FILE_BYTES:
+                raise TraceDatError(f"size: expected a trace.dat below 16 GiB, got {size} bytes")
+            with open(name, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            raise TraceDatError(f"file: expected a readable file ({exc.strerror or exc})") from None
+        return cls(data, name)
+
+    # -- metadata ---------------------------------------------------------------------
+    version = property(lambda self: self.c.version)
+    compression = property(lambda self: self.c.compression)
+    clock = property(lambda self: self.c.clock)
+    page_size = property(lambda self: self.c.page_size)
+    long_size = property(lambda self: self.c.long_size)
+    big_endian = property(lambda self: self.c.big_endian)
+    cmdlines = property(lambda self: self.c.cmdlines)
+
+    @property
+    def cpus(self) -> list[int]:
+        return [cpu.cpu for cpu in self.c.cpus]
+
+    def format(self, name: str) -> EventFormat | None:
+        """An event format by `name` or `system:name`."""
+        return self._by_name.get(name)
+
+    @property
+    def clock_is_ns(self) -> bool:
+        return self.c.clock in NS_CLOCKS or self.c.tsc2nsec is not None
+
+    def to_ns(self, ts: np.ndarray) -> np.ndarray:
+        """Raw timestamps to ns: TSC2NSEC (mult, shift) when present, else unchanged."""
+        t = ts.astype(np.uint64)
+        if self.c.tsc2nsec is not None:
+            mult, shift, _offset = self.c.tsc2nsec
+            # mul_u64_u32_shr without overflow: split into high and low 32 bits
+            hi, lo = t >> np.uint64(32), t & np.uint64(0xFFFFFFFF)
+            t = ((hi * np.uint64(mult)) << np.uint64(32 - shift)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
+        return t.astype(np.int64)
+
+    # -- events -----------------------------------------------------------------------
+    def _load(self) -> None:
+        c = self.c
+        chunks, starts, cpu_of_page = [], [], []
+        offset = 0
+        for cpu in c.cpus:
+            raw = cpu_data(self._data, c, cpu)
+            n = len(raw) // c.page_size
+            if n == 0:
+                continue
+            chunks.append(raw[: n * c.page_size])
+            starts.append(offset + np.arange(n, dtype=np.int64) * c.page_size)
+            cpu_of_page.append(np.full(n, cpu.cpu, dtype=np.int16))
+            offset += n * c.page_size
+        blob = np.frombuffer(b"".join(chunks) + b"\0" * 8, dtype=np.uint8)
+        self._blob = blob
+        if not starts:
+            z = np.zeros(0, dtype=np.int64)
+            self._records = {"ts": z.astype(np.uint64), "cpu": z.astype(np.int16), "id": z.astype(np.uint16),
+                             "pid": z.astype(np.int32), "pos": z, "size": z}
+            return
+        page_starts = np.concatenate(starts)
+        page_cpu = np.concatenate(cpu_of_page)
+        commit_off, commit_size, data_off = header_page_layout(c.header_page)
+        w = walk_pages(blob, page_starts, page_size=c.page_size, big_endian=c.big_endian,
+                       commit_off=commit_off, commit_size=commit_size, data_off=data_off)
+        self.lost_pages = int(w["lost"].sum())
+        self.bad_pages = int(w["bad"].sum())
+        pos, ts = w["pos"], w["ts"]
+        cpu = page_cpu[w["page"]]
+        # file order within each CPU (its pages are contiguous in the blob)
+        order = np.argsort(pos, kind="stable")
+        pos, ts, cpu, size = pos[order], ts[order], cpu[order], w["size"][order]
+        if c.ts_offset:
+            ts = (ts.astype(np.int64) + c.ts_offset).astype(np.uint64)
+        # trace-cmd's merge: the earliest head first, so an event never precedes the
+        # later events before it on its own CPU: sort by the running maximum per CPU
+        key = ts.copy()
+        for value in np.unique(cpu):
+            sel = np.nonzero(cpu == value)[0]
+            key[sel] = np.maximum.accumulate(ts[sel])
+        merge = np.lexsort((pos, cpu, key))
+        pos, ts, cpu, size = pos[merge], ts[merge], cpu[merge], size[merge]
+        e = ">" if c.big_endian else "<"
+        ok = size >= 8
+        common_type = np.zeros(len(pos), dtype=np.uint16)
+        pid = np.zeros(len(pos), dtype=np.int32)
+        common_type[ok] = blob[pos[ok, None] + np.arange(2)].copy().view(e + "u2").ravel()
+        pid[ok] = blob[pos[ok, None] + 4 + np.arange(4)].copy().view(e + "i4").ravel()
+        self._records = {"ts": ts, "cpu": cpu, "id": common_type, "pid": pid, "pos": pos, "size": size}
+
+    def records(self) -> dict[str, np.ndarray]:
+        """Every event, merged across CPUs in trace-cmd's order (see the module doc)."""
+        if self._records is None:
+            self._load()
+        assert self._records is not None
+        return self._records
+
+    def field_values(self, fmt: EventFormat, name: str, index: np.ndarray) -> np.ndarray | None:
+        """Field `name` of the records at `index` (which must all be of event `fmt`)."""
+        f = fmt.fields.get(name)
+        if f is None or f.dynamic or f.size not in (1, 2, 4, 8):
+            return None
+        rec = self.records()
+        assert self._blob is not None
+        pos, size = rec["pos"][index], rec["size"][index]
+        ok = pos + f.offset + f.size <= pos + size
+        e = ">" if self.big_endian else "<"
+        kind = ("i" if f.signed else "u") + str(f.size)
+        out = np.zeros(len(index), dtype=np.dtype(e + kind).newbyteorder("="))
+        if ok.any():
+            raw = self._blob[pos[ok, None] + f.offset + np.arange(f.size)].copy()
+            out[ok] = raw.view(e + kind).ravel()
+        return out.astype(np.int64) if f.size < 8 or f.signed else out
+
+    def events(self, name: str, fields: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Records of one event (by name or system:name) with its fields decoded."""
+        fmt = self.format(name)
+        rec = self.records()
+        if fmt is None:
+            z = np.zeros(0, dtype=np.int64)
+            return {"ts": z.astype(np.uint64), "cpu": z, "pid": z, "index": z}
+        index = np.nonzero(rec["id"] == fmt.id)[0]
+        out: dict[str, np.ndarray] = {"ts": rec["ts"][index], "cpu": rec["cpu"][index],
+                                      "pid": rec["pid"][index], "index": index}
+        for fname in fields if fields is not None else [n for n in fmt.fields if not n.startswith("common_")]:
+            values = self.field_values(fmt, fname, index)
+            if values is not None:
+                out[fname] = values
+        return out
+
+    def symbol(self, name: str, field: str, isa: int | None = None) -> dict[int, str]:
+        """The value -> name table of `__print_symbolic` on `field` (for kvm_exit: by ISA)."""
+        fmt = self.format(name)
+        if fmt is None:
+            return {}
+        tables = fmt.symbols.get(field, [])
+        if not tables:
+            return {}
+        if isa is None or len(tables) == 1:
+            return tables[0]
+        vmx = [t for t in tables if "EXTERNAL_INTERRUPT" in t.values()]
+        svm = [t for t in tables if t not in vmx]
+        pick = vmx if isa == 1 else svm
+        return (pick or tables)[0]
