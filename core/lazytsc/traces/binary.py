@@ -64,7 +64,7 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
     if acc.clock_counts:
         acc.warn(f"trace clock {td.clock}: timestamps are raw clock counts (TSC cycles for x86-tsc),"
                  " not ns; pass --tsc-khz to convert")
-    t_all = td.to_ns(rec["ts"]) if td.clock_is_ns else rec["ts"].astype(np.int64)
+    t_all = td.to_ns(rec["ts"], rec["cpu"])  # ns, or raw counts (plus OFFSET) for x86-tsc/counter
     names = {fid: fmt.name for fid, fmt in td.formats.items()}
     ids, counts = np.unique(rec["id"], return_counts=True)
     for fid, cnt in zip(ids.tolist(), counts.tolist(), strict=True):

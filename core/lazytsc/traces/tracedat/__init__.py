@@ -14,7 +14,7 @@ small API (no lazytsc imports; numpy, and `zstandard` for zstd files):
     td.to_ns(ev["ts"])                       # trace clock -> ns where the clock allows it
     td.clock_is_ns                           # False for x86-tsc/counter without TSC2NSEC
 
-Timestamps are the ring buffer's clock (plus the file's OFFSET option), which is ns for
+Timestamps are the ring buffer's clock (`to_ns` adds the file's OFFSET option): ns for
 the default `local`/`global`/`mono`/`boot` clocks and TSC cycles for `x86-tsc`
 (`to_ns` converts with the TSC2NSEC option when the file has one). The merge order is
 trace-cmd's: repeatedly the earliest head of all CPU streams, ties to the lower CPU.
@@ -99,15 +99,56 @@ class TraceDat:
     def clock_is_ns(self) -> bool:
         return self.c.clock in NS_CLOCKS or self.c.tsc2nsec is not None
 
-    def to_ns(self, ts: np.ndarray) -> np.ndarray:
-        """Raw timestamps to ns: TSC2NSEC (mult, shift) when present, else unchanged."""
+    def to_ns(self, ts: np.ndarray, cpu: np.ndarray | None = None) -> np.ndarray:
+        """Raw timestamps as trace-cmd report shows them (trace-input.c timestamp_calc):
+        a guest trace's TIME_SHIFT correction to host time (needs each event's `cpu`),
+        then TSC2NSEC (ts * mult >> shift) when the file has it, then the OFFSET option."""
         t = ts.astype(np.uint64)
+        if self.c.time_shift is not None and cpu is not None:
+            t = self._host_sync(t, cpu)
         if self.c.tsc2nsec is not None:
             mult, shift, _offset = self.c.tsc2nsec
             # mul_u64_u32_shr without overflow: split into high and low 32 bits
             hi, lo = t >> np.uint64(32), t & np.uint64(0xFFFFFFFF)
-            t = ((hi * np.uint64(mult)) << np.uint64(32 - shift)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
-        return t.astype(np.int64)
+            high = hi * np.uint64(mult)
+            if shift <= 32:
+                t = (high << np.uint64(32 - shift)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
+            else:
+                t = (high >> np.uint64(shift - 32)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
+        out = t.astype(np.int64)
+        if self.c.ts_offset:
+            out = out + self.c.ts_offset
+        return out
+
+    def _host_sync(self, t: np.ndarray, cpu: np.ndarray) -> np.ndarray:
+        """timestamp_host_sync: per CPU, the correction between the two samples around ts."""
+        assert self.c.time_shift is not None
+        flags, per_cpu = self.c.time_shift
+        out = t.copy()
+        ti = t.astype(np.int64)
+        for c_id, (times, offsets, scalings, fractions) in enumerate(per_cpu):
+            sel = np.nonzero(cpu == c_id)[0]
+            if not len(sel) or not times:
+                continue
+            x = ti[sel]
+            if len(times) == 1:
+                out[sel] = (x + offsets[0]).astype(np.uint64)
+                continue
+            tm = np.array(times, dtype=np.int64)
+            off = np.array(offsets, dtype=np.int64)
+            k = np.clip(np.searchsorted(tm, x, side="right") - 1, 0, len(tm) - 2)
+            if flags & 0x1:  # TRACECMD_TSYNC_FLAG_INTERPOLATE
+                delta = tm[k + 1] - tm[k]
+                num = (x - tm[k]) * (off[k + 1] - off[k])
+                half = delta // 2
+                tscor = off[k] + np.where(delta != 0, (num + half) // np.where(delta != 0, delta, 1), 0)
+            else:
+                tscor = off[k]
+            scale = np.array(scalings, dtype=np.uint64)[k]
+            frac = np.array(fractions, dtype=np.uint64)[k]
+            scaled = ((x.astype(np.uint64) * scale) >> frac).astype(np.int64)
+            out[sel] = (scaled + tscor).astype(np.uint64)
+        return out
 
     # -- events -----------------------------------------------------------------------
     def _load(self) -> None:
@@ -142,8 +183,6 @@ class TraceDat:
         # file order within each CPU (its pages are contiguous in the blob)
         order = np.argsort(pos, kind="stable")
         pos, ts, cpu, size = pos[order], ts[order], cpu[order], w["size"][order]
-        if c.ts_offset:
-            ts = (ts.astype(np.int64) + c.ts_offset).astype(np.uint64)
         # trace-cmd's merge: the earliest head first, so an event never precedes the
         # later events before it on its own CPU: sort by the running maximum per CPU
         key = ts.copy()
@@ -183,6 +222,49 @@ class TraceDat:
             raw = self._blob[pos[ok, None] + f.offset + np.arange(f.size)].copy()
             out[ok] = raw.view(e + kind).ravel()
         return out.astype(np.int64) if f.size < 8 or f.signed else out
+
+    def field_text(self, fmt: EventFormat, name: str, index: np.ndarray) -> list[str]:
+        """A fixed-size char array field (e.g. sched_switch's `prev_comm`) as text."""
+        f = fmt.fields.get(name)
+        if f is None or f.dynamic or not len(index):
+            return [""] * len(index)
+        rec = self.records()
+        assert self._blob is not None
+        raw = self._blob[rec["pos"][index, None] + f.offset + np.arange(f.size)]
+        return [bytes(row).split(b"\0", 1)[0].decode("utf-8", "replace") for row in raw]
+
+    def comms(self) -> list[str]:
+        """The task name of every record, as trace-cmd report prints it.
+
+        The saved cmdlines first; a pid they lack gets the name its first
+        sched_switch/sched_wakeup event shows (libtraceevent's sched_switch plugin
+        registers those, first name wins), from the event after that one on;
+        `<...>` before; pid 0 is `<idle>`.
+        """
+        rec = self.records()
+        learned: dict[int, tuple[int, str]] = {}
+        for name, pairs in (("sched_switch", (("prev_pid", "prev_comm"), ("next_pid", "next_comm"))),
+                            ("sched_wakeup", (("pid", "comm"),)), ("sched_wakeup_new", (("pid", "comm"),))):
+            fmt = self.format(name)
+            if fmt is None:
+                continue
+            index = np.nonzero(rec["id"] == fmt.id)[0]
+            for pid_field, comm_field in pairs:
+                pids = self.field_values(fmt, pid_field, index)
+                if pids is None:
+                    continue
+                texts = self.field_text(fmt, comm_field, index)
+                for i, pid, text in zip(index.tolist(), pids.tolist(), texts, strict=True):
+                    if pid and pid not in self.cmdlines and (pid not in learned or learned[pid][0] > i):
+                        learned[pid] = (i, text)
+        out = []
+        for i, pid in enumerate(rec["pid"].tolist()):
+            comm = self.cmdlines.get(pid) if pid else "<idle>"
+            if comm is None:
+                known = learned.get(pid)
+                comm = known[1] if known is not None and known[0] < i else "<...>"
+            out.append(comm)
+        return out
 
     def events(self, name: str, fields: list[str] | None = None) -> dict[str, np.ndarray]:
         """Records of one event (by name or system:name) with its fields decoded."""

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 MAGIC = b"\x17\x08\x44tracing"
 # option ids (trace-cmd.dat.v7(5) "OPTIONS SECTION")
 OPT_DONE, OPT_DATE, OPT_CPUSTAT, OPT_BUFFER, OPT_TRACECLOCK, OPT_UNAME = 0, 1, 2, 3, 4, 5
-OPT_OFFSET, OPT_CPUCOUNT, OPT_VERSION, OPT_TSC2NSEC, OPT_STRINGS = 7, 8, 9, 14, 15
+OPT_OFFSET, OPT_CPUCOUNT, OPT_VERSION, OPT_TIME_SHIFT, OPT_TSC2NSEC, OPT_STRINGS = 7, 8, 9, 12, 14, 15
+TSYNC_FLAG_INTERPOLATE = 0x1
 OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS = 16, 17, 18
 OPT_KALLSYMS, OPT_PRINTK, OPT_CMDLINES, OPT_BUFFER_TEXT = 19, 20, 21, 22
 SEC_FL_COMPRESS = 1
@@ -59,6 +60,9 @@ class Container:
     cpu_compressed: bool = False
     ts_offset: int = 0
     tsc2nsec: tuple[int, int, int] | None = None  # (mult, shift, offset)
+    # TIME_SHIFT (a guest's trace synced to its host): flags, per CPU (times, offsets,
+    # scalings, fractions) sorted by time
+    time_shift: tuple[int, list[tuple[list[int], list[int], list[int], list[int]]]] | None = None
     uname: str = ""
     tracer_version: str = ""
     cpu_count: int = 0
@@ -176,7 +180,7 @@ def _apply_option(c: Container, opt: int, data: bytes, sections: dict[int, int])
     e = ">" if c.big_endian else "<"
     c.options.append(opt)
     if opt == OPT_TRACECLOCK:
-        text = data.decode("utf-8", "replace")
+        text = data.split(b"\0", 1)[0].decode("utf-8", "replace")
         for word in text.split():
             if word.startswith("["):
                 c.clock = word.strip("[]")
@@ -199,6 +203,8 @@ def _apply_option(c: Container, opt: int, data: bytes, sections: dict[int, int])
             pass
     elif opt == OPT_TSC2NSEC and len(data) >= 16:
         c.tsc2nsec = struct.unpack_from(e + "IIQ", data, 0)
+    elif opt == OPT_TIME_SHIFT and len(data) >= 16:
+        c.time_shift = _parse_time_shift(data, c.big_endian)
     elif opt == OPT_UNAME:
         c.uname = data.split(b"\0", 1)[0].decode("utf-8", "replace")
     elif opt == OPT_VERSION:
@@ -208,6 +214,34 @@ def _apply_option(c: Container, opt: int, data: bytes, sections: dict[int, int])
     elif opt in (OPT_HEADER_INFO, OPT_FTRACE_EVENTS, OPT_EVENT_FORMATS, OPT_KALLSYMS,
                  OPT_PRINTK, OPT_CMDLINES) and len(data) >= 8:
         (sections[opt],) = struct.unpack_from(e + "Q", data, 0)
+
+
+def _parse_time_shift(data: bytes, big_endian: bool):
+    """TIME_SHIFT: peer id, flags, then per CPU the correction samples (trace-cmd.dat.v7(5))."""
+    r = Reader(data, big_endian, "TIME_SHIFT option")
+    r.u64("time shift peer id")
+    flags = r.u32("time shift flags")
+    ncpu = r.u32("time shift cpu count")
+    if ncpu > 65536:
+        raise TraceDatError(f"TIME_SHIFT: expected a plausible CPU count, got {ncpu}")
+    per_cpu = []
+    for _ in range(ncpu):
+        n = r.u32("time shift sample count")
+        r.need(24 * n, "time shift samples")
+        times = [r.u64("time") for _ in range(n)]
+        offsets = [struct.unpack(r.e + "q", struct.pack(r.e + "Q", r.u64("offset")))[0] for _ in range(n)]
+        scalings = [r.u64("scaling") for _ in range(n)]
+        per_cpu.append((times, offsets, scalings, [0] * n))
+    if r.pos < len(r.data):
+        for times, _o, _s, fractions in per_cpu:
+            for k in range(len(times)):
+                fractions[k] = r.u64("fraction")
+    out = []
+    for times, offsets, scalings, fractions in per_cpu:
+        rows = sorted(zip(times, offsets, scalings, fractions, strict=True))
+        dedup = [row for k, row in enumerate(rows) if k == 0 or row[0] != rows[k - 1][0]]
+        out.append(tuple(list(col) for col in zip(*dedup, strict=True)) if dedup else ([], [], [], []))
+    return flags, out
 
 
 def _section(data: bytes, c: Container, offset: int, want: int, what: str) -> Reader:
