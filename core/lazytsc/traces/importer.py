@@ -647,6 +647,8 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
             vcpus[v][sub_other] += 1
             nomsr += 1
         pending.clear()
+        for v, t_h in halted.items():  # still halted when the trace ends
+            halts.setdefault(v, []).append((t_h, -1))
         acc.lines = lineno if table_start is None else table_start[0] - 1
         acc.parsed += sum(tp_counts)
         tp = acc.tracepoints

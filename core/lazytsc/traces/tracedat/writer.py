@@ -14,6 +14,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from .container import (
+    MAGIC,
     OPT_BUFFER,
     OPT_CMDLINES,
     OPT_CPUCOUNT,
@@ -23,7 +24,6 @@ from .container import (
     OPT_HEADER_INFO,
     OPT_TRACECLOCK,
     OPT_TSC2NSEC,
-    MAGIC,
 )
 
 CHUNK_PAGES = 10  # pages per compressed chunk of CPU data
