@@ -234,13 +234,26 @@ def _timer_backend(result: TraceResult) -> str:
 _LAPIC_REG = {0x832: "lvtt", 0x838: "tmict", 0x83E: "tdcr"}
 
 
+def _same(t):
+    return t
+
+
+def _counts_to_ns(khz: int):
+    """Clock counts (TSC cycles at `khz`) to ns; works on ints and numpy arrays."""
+
+    def convert(t):
+        return t * 1_000_000 // khz
+
+    return convert
+
+
 def _to_ns_factory(result: TraceResult, tsc_khz: int | None) -> tuple[object, str | None]:
     """How trace times become ns: identity, or counts * 10^6 / kHz for raw TSC clocks."""
     acc = result.acc
     if not acc.clock_counts:
-        return (lambda t: t), None
+        return _same, None
     if tsc_khz:
-        return (lambda t: t * 1_000_000 // tsc_khz), (
+        return _counts_to_ns(tsc_khz), (
             f"trace times are raw clock counts: converted to ns at {tsc_khz:,} kHz (--tsc-khz)")
     return None, None
 
@@ -296,7 +309,7 @@ def build_scenario(
 
     Returns (scenario, deadline requests, warnings, replayed op counts, helper vCPU or -1).
     """
-    to_ns = to_ns or (lambda t: t)
+    to_ns = to_ns or _same
     warnings: list[str] = []
     mapping = {v: i for i, v in enumerate(vcpus)}
     waker = len(vcpus)
@@ -433,7 +446,7 @@ def what_if(
         if td is not None and td.c.tsc2nsec is not None:
             mult, shift, _o = td.c.tsc2nsec
             khz_clock = int(round(1e6 * (1 << shift) / mult))
-            to_ns = (lambda t, k=khz_clock: t * 1_000_000 // k)
+            to_ns = _counts_to_ns(khz_clock)
             note = f"trace times are TSC counts: converted to ns with the file's TSC2NSEC ({khz_clock:,} kHz)"
         elif has_deadlines and require_rate:
             raise TraceError(
@@ -441,7 +454,7 @@ def what_if(
                 " TSC cycles, not ns, and the file does not say how fast they run"
             )
         else:
-            to_ns = (lambda t: t)
+            to_ns = _same
             if has_deadlines:
                 warnings.append("trace times are raw clock counts of unknown rate: taken as ns"
                                 " (pass --tsc-khz)")
