@@ -28,6 +28,7 @@ from ..taxonomy import (
     MsrSub,
 )
 from . import reasons
+from .source import quote_name
 
 N_EXIT = max(int(e) for e in Exit) + 1  # exit codes 0..N_EXIT-1 index the counter list
 SUB_BASE = N_EXIT  # msr-write sub-reason s is counted at SUB_BASE + s
@@ -311,7 +312,7 @@ class TraceAccounting:
             "ignored": self.ignored,
             "unknown_events": dict(sorted(self.unknown_events.items())),
             "skipped_examples": [
-                f"{self.path}:{line}: {why}" for line, why in self.skip_examples
+                f"{quote_name(self.path)}:{line}: {why}" for line, why in self.skip_examples
             ],
             "warnings": list(self.warnings),
             "tracepoints": dict(sorted(self.tracepoints.items())),

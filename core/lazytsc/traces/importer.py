@@ -767,7 +767,7 @@ def _scan_perf_stat(
         for line in block:
             parser.feed(lineno, line)
             lineno += 1
-    parser.finish(acc.path)
+    parser.finish(quote_name(acc.path))
     acc.lines = lineno - 1
     acc.parsed += parser.parsed
     acc.ignored += parser.lines - parser.parsed - len(parser.skipped)

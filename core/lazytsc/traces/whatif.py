@@ -76,11 +76,13 @@ class Calibration:
                 "pairs": self.pairs, "residual_ns": round(self.residual_ns, 1)}
 
 
-def _pairs(result: TraceResult, vcpus: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(result: TraceResult, vcpus: list[int], to_ns=None) -> tuple[np.ndarray, np.ndarray]:
     """(armed deadline, interrupt time ns) for every timer interrupt after a write."""
     values, times = [], []
     for vcpu in vcpus:
         t, armed = result.armed_at_interrupts(vcpu)
+        if to_ns is not None:
+            t = to_ns(t)
         ok = armed > 0
         values.append(armed[ok])
         times.append(t[ok])
@@ -89,9 +91,11 @@ def _pairs(result: TraceResult, vcpus: list[int]) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(values), np.concatenate(times)
 
 
-def calibrate(result: TraceResult, vcpus: list[int], tsc_khz: int | None = None) -> Calibration:
+def calibrate(
+    result: TraceResult, vcpus: list[int], tsc_khz: int | None = None, to_ns=None
+) -> Calibration:
     """Fit the guest TSC against trace time (see the module docstring)."""
-    values, times = _pairs(result, vcpus)
+    values, times = _pairs(result, vcpus, to_ns)
     if len(values) >= 2 and tsc_khz is None and np.ptp(times) > 0:
         # least squares on centred data (float64 keeps ~1 cycle after centring),
         # then once more without outliers (interrupts held off by a masked LVTT etc.)
@@ -126,6 +130,8 @@ def calibrate(result: TraceResult, vcpus: list[int], tsc_khz: int | None = None)
     leads = []
     for vcpu in vcpus:
         t_w, val = result.deadline_writes(vcpu)
+        if to_ns is not None:
+            t_w = to_ns(t_w)
         nz = val > 0
         if nz.any():
             leads.append(int(np.min(val[nz] - t_w[nz] * khz // 1_000_000)))
@@ -460,12 +466,12 @@ def what_if(
                                 " (pass --tsc-khz)")
     if note:
         warnings.append(note)
-    cal = calibrate(result, traced, None)
+    cal = calibrate(result, traced, None, to_ns)
     rate_inferred = cal.method == "fit"
     if rate_inferred and tsc_khz is not None and tsc_khz != cal.tsc_khz:
         warnings.append(f"--tsc-khz {tsc_khz:,} used; the trace's deadlines fit {cal.tsc_khz:,} kHz")
     if tsc_khz is not None:
-        cal = calibrate(result, traced, tsc_khz)
+        cal = calibrate(result, traced, tsc_khz, to_ns)
     elif not rate_inferred and has_deadlines:
         if require_rate:
             raise TraceError(
@@ -497,7 +503,7 @@ def what_if(
         if not rate_inferred and has_deadlines:
             for factor in (0.5, 2.0):
                 khz = max(1_000, min(10_000_000, int(cal.tsc_khz * factor)))
-                alt = calibrate(result, traced, khz)
+                alt = calibrate(result, traced, khz, to_ns)
                 sc2, *_rest = build_scenario(result, alt, traced, backend, variant, max_requests, to_ns)
                 c2, l2, _logs = _replay(sc2, n)
                 sensitivity.append({"tsc_khz": khz, "tsc_deadline_exits_saved": _saved(c2, l2),
