@@ -74,6 +74,8 @@ def add_trace_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="guest TSC frequency in kHz for the what-if (default: inferred from the trace where"
         " it can be; required when it cannot)",
     )
+    p.add_argument("--perfetto", metavar="OUT", help="also write the trace as a Perfetto trace"
+                   " (open it in ui.perfetto.dev)")
     p.add_argument("--variant", choices=("v2", "v3"), default="v2",
                    help="protocol variant of the what-if replay (default v2, the seed)")
     p.add_argument("--max-requests", type=_positive_int, dest="max_requests",
@@ -85,7 +87,17 @@ def add_trace_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run_trace(args: argparse.Namespace) -> int:
     """Run `lazytsc trace`; returns the exit status (TraceError propagates to the caller)."""
     tsc_khz = _tsc_khz(getattr(args, "tsc_khz", None))
-    result = import_trace(args.file)
+    perfetto_out = getattr(args, "perfetto", None)
+    result = import_trace(args.file, keep_events=bool(perfetto_out))
+    if perfetto_out:
+        from ..perfetto import export_perfetto
+
+        try:
+            export_perfetto(result.to_eventlog(), perfetto_out, title=f"trace {result.path}",
+                            note_names=result.note_names)
+        except OSError as exc:
+            raise TraceError(f"{perfetto_out}: --perfetto: expected a writable file"
+                             f" ({exc.strerror or exc})") from None
     what = None
     if getattr(args, "what_if", None):
         from .whatif import MAX_REQUESTS, what_if
