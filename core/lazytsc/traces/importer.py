@@ -272,6 +272,8 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
     else (and any ValueError/IndexError on the way) goes to `_slow`.
     """
     dispatch = DISPATCH
+    ev_exit, ev_entry, ev_msr, ev_accept, ev_inj = EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ
+    ev_eoi, ev_ipi, ev_hvt, ev_apic, ev_perf = EV_EOI, EV_IPI, EV_HVT, EV_APIC, EV_PERF
     payload_res = _PAYLOAD_BY_CODE
     vcpus = acc.vcpus
     new_counters = acc.counters
@@ -303,6 +305,9 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
     t_max = _T_MAX
     max_vcpu = _MAX_VCPU
     st = _State()
+    held = last_ev = last_known = False  # mirrors of st's fields, kept in locals on the fast path
+    known_names = G.KNOWN
+    unknown_events = acc.unknown_events
     keep = acc.rows is not None
     if keep:
         rows = acc.rows
@@ -333,12 +338,16 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                     ts = head.rpartition(" ")[2]
                     if not code:
                         # another tracepoint, counted by name when the header is sound
-                        if ev and ts.replace(".", "", 1).isdigit() and "." in ts and st.held is None:
+                        if ev and not held and ts.replace(".", "", 1).isdigit() and "." in ts:
                             name = ev.rstrip(":").rpartition(":")[2]
-                            if name and name not in G.KNOWN:
-                                acc.unknown(name)
-                                st.last_event = True
-                                st.last_known = False
+                            if name and name not in known_names:
+                                n_u = unknown_events.get(name)
+                                if n_u is None:
+                                    acc.unknown(name)
+                                else:
+                                    unknown_events[name] = n_u + 1
+                                last_ev = True
+                                last_known = False
                                 continue
                         raise ValueError
                     if ts[-7] == ".":  # SECS.USECS, what ftrace and trace-cmd print
@@ -350,11 +359,11 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         t = int(ts.replace(".", "", 1)) * scale[len(ts) - k - 1]
                     if not 0 <= t <= t_max:
                         raise ValueError
-                    perf = code & EV_PERF
+                    perf = code & ev_perf
                     if perf:
-                        code ^= EV_PERF
+                        code ^= ev_perf
                     key = ""
-                    if code == EV_EXIT:
+                    if code == ev_exit:
                         # TP_printk of kvm_exit (arch/x86/kvm/trace.h), layouts by token count:
                         # 14 "vcpu %u reason %s rip 0x%lx info1 0x%016llx info2 0x%016llx
                         # intr_info 0x%08x error_code 0x%08x" (5.12+; 10 without the last two),
@@ -408,7 +417,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                                 flags_n += 1
                             else:
                                 plain_n += 1
-                    elif code == EV_MSR:
+                    elif code == ev_msr:
                         # TP_printk of kvm_msr: "msr_%s %x = 0x%llx%s", %s = " (#GP)" on a fault
                         tk = payload.split()
                         n = len(tk)
@@ -429,7 +438,24 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         v = from_thread
                         j = head.find(" [")
                         key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
-                    elif code == EV_ENTRY:
+                    elif code == ev_apic:
+                        # TP_printk of kvm_apic: "apic_%s %s = 0x%x" (register by name)
+                        tk = payload.split()
+                        if len(tk) != 4 or tk[2] != "=" or tk[3][:2] != "0x":
+                            raise ValueError
+                        d = tk[0]
+                        if d == "apic_write":
+                            f1 = True
+                        elif d == "apic_read":
+                            f1 = False
+                        else:
+                            raise ValueError
+                        f2 = tk[1]
+                        f3 = int(tk[3], 16)
+                        v = from_thread
+                        j = head.find(" [")
+                        key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
+                    elif code == ev_entry:
                         # TP_printk of kvm_entry: "vcpu %u" (before 5.10), "vcpu %u, rip 0x%lx%s";
                         # libtraceevent's kvm plugin prints "vcpu %u rip 0x%lx"
                         tk = payload.split()
@@ -449,24 +475,30 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         if p is None:
                             raise ValueError
                         f1 = p.groups()
-                        if code == EV_ACCEPT or code == EV_HVT:
+                        if code == ev_accept or code == ev_hvt:
                             if int(f1[0], 16) > max_vcpu:
                                 raise ValueError
                         v = from_thread
-                        if code == EV_INJ:
+                        if code == ev_inj:
                             j = head.find(" [")
                             key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
                 except (ValueError, IndexError, KeyError):
+                    st.last_event = last_ev
+                    st.last_known = last_known
+                    st.last_t = prev if prev != t_inf else 0
                     r = _slow(acc, st, lineno, line, sum(tp_counts))
+                    held = st.held is not None
+                    last_ev = st.last_event
+                    last_known = st.last_known
                     if r is None:
                         continue
                     if r is _TABLE:
                         table_start = (lineno, line, block[lineno - base - 1 :])
                         break
                     code, t, key, v, f1, f2, f3 = r
-                    if code & EV_PERF:
+                    if code & ev_perf:
                         perf_n += 1
-                    elif code & 15 == EV_EXIT:
+                    elif code & 15 == ev_exit:
                         if code & 32:
                             plain_n += 1
                         else:
@@ -475,11 +507,10 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                     if v != from_thread:
                         key = ""
                 else:
-                    if st.held is not None:
+                    if held:
                         _flush_held(acc, st)
-                    st.last_event = True
-                    st.last_known = True
-                    st.last_t = t
+                        held = False
+                    last_ev = last_known = True
                     if perf:
                         perf_n += 1
 
@@ -506,7 +537,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                 elif v == from_thread:
                     v = -1
 
-                if code == EV_EXIT:
+                if code == ev_exit:
                     raw = f1
                     raw_reasons[raw] = raw_reasons.get(raw, 0) + 1
                     code = reason_codes.get(raw)
@@ -545,7 +576,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         idx = -1
                     if code == ex_msr_write:
                         pending[v] = idx
-                elif code == EV_ENTRY:
+                elif code == ev_entry:
                     if f1:
                         old = entry_vcpu.get(f1)
                         entry_vcpu[f1] = v
@@ -557,7 +588,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         nomsr += 1
                     if halted and v in halted:
                         halts.setdefault(v, []).append((halted.pop(v), t))
-                elif code == EV_MSR:
+                elif code == ev_msr:
                     if not f1:
                         reads += 1
                         continue
@@ -601,7 +632,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         deadline_v[v].append(value)
                     elif msr in _LAPIC_MSRS and not fault:
                         acc.lapic_writes.append((t, v, msr, value))
-                elif code == EV_ACCEPT:
+                elif code == ev_accept:
                     apicid, vec, _mode, _trig, coalesced = f1
                     acc.accept_lines += 1
                     if int(vec) == timer_vec:
@@ -612,7 +643,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         _irq(acc.accept_t, acc.accept_k, v, t, deadline_t)
                         if keep:
                             _irq_row(rows, t, v, ROW_ACCEPT_IRQ)
-                elif code == EV_INJ:
+                elif code == ev_inj:
                     irq, how, hexvec, _reinjected = f1
                     acc.inj_lines += 1
                     vec = int(irq) if irq is not None else int(hexvec, 16)
@@ -620,17 +651,17 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         _irq(acc.inj_t, acc.inj_k, v, t, deadline_t)
                         if keep:
                             _irq_row(rows, t, v, ROW_INJ_VIRQ)
-                elif code == EV_EOI:
+                elif code == ev_eoi:
                     if int(f1[1]) == timer_vec:
                         acc.timer_eois += 1
-                elif code == EV_IPI:
+                elif code == ev_ipi:
                     acc.ipis += 1
-                elif code == EV_HVT:
+                elif code == ev_hvt:
                     if int(f1[1], 16):
                         acc.hv_timer_on += 1
                     else:
                         acc.hv_timer_off += 1
-                elif code == EV_APIC:
+                elif code == ev_apic:
                     if f1:
                         acc.xapic_writes += 1
                         reg = G.XAPIC_TIMER_REGS.get(f2)
@@ -656,7 +687,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
             if n:
                 name = EVENT_NAMES[code]
                 tp[name] = tp.get(name, 0) + n
-        acc.entries += tp_counts[EV_ENTRY]
+        acc.entries += tp_counts[ev_entry]
         acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
         acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
         acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n
