@@ -66,8 +66,9 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
                  " not ns; pass --tsc-khz to convert")
     t_all = td.to_ns(rec["ts"], rec["cpu"])  # ns, or raw counts (plus OFFSET) for x86-tsc/counter
     names = {fid: fmt.name for fid, fmt in td.formats.items()}
-    ids, counts = np.unique(rec["id"], return_counts=True)
-    for fid, cnt in zip(ids.tolist(), counts.tolist(), strict=True):
+    per_id = np.bincount(rec["id"].astype(np.int64)) if n else np.zeros(0, np.int64)
+    ids = np.flatnonzero(per_id)
+    for fid, cnt in zip(ids.tolist(), per_id[ids].tolist(), strict=True):
         name = names.get(fid, f"event {fid}")
         if name in KNOWN:
             acc.tracepoints[name] = acc.tracepoints.get(name, 0) + cnt
@@ -92,16 +93,17 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
     pid_vcpu: dict[int, int] = {}
     for src in (exits, entry):
         if "vcpu_id" in src and len(src["pid"]):
-            pairs = np.unique(np.stack([src["pid"].astype(np.int64), src["vcpu_id"]]), axis=1)
-            for pid, v in pairs.T.tolist():
-                pid_vcpu.setdefault(pid, v)
+            pairs = np.unique((src["pid"].astype(np.int64) << 20) | (src["vcpu_id"] & 0xFFFFF))
+            for key in pairs.tolist():
+                pid_vcpu.setdefault(key >> 20, key & 0xFFFFF)
     acc.entries += len(entry["ts"])
 
     def vcpu_of_pid(pids: np.ndarray) -> np.ndarray:
         if not len(pids):
             return np.zeros(0, dtype=np.int64)
-        uniq, inv = np.unique(pids, return_inverse=True)
-        return np.array([pid_vcpu.get(int(p), UNKNOWN_VCPU) for p in uniq], dtype=np.int64)[inv]
+        uniq = np.unique(pids)
+        table = np.array([pid_vcpu.get(int(p), UNKNOWN_VCPU) for p in uniq], dtype=np.int64)
+        return table[np.searchsorted(uniq, pids)]
 
     # -- exits ------------------------------------------------------------------------
     ne = len(exits["ts"])
@@ -109,9 +111,11 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
         isa = exits.get("isa", np.ones(ne, dtype=np.int64))
         reason = exits["exit_reason"]
         vx = exits["vcpu_id"] if "vcpu_id" in exits else vcpu_of_pid(exits["pid"])
-        keys = np.stack([isa, reason])
-        uniq, inv = np.unique(keys, axis=1, return_inverse=True)
-        inv = inv.ravel()
+        # (isa, reason) as one int64 key
+        small = ((isa == 2).astype(np.int64) << 32) | (reason.astype(np.int64) & 0xFFFFFFFF)
+        uniq_keys = np.unique(small)
+        inv = np.searchsorted(uniq_keys, small)
+        uniq = np.stack([np.where(uniq_keys >> 32, 2, 1), uniq_keys & 0xFFFFFFFF])
         raw_names = [_raw_reason(td, int(r), int(i)) for i, r in uniq.T.tolist()]
         codes = np.empty(len(raw_names), dtype=np.int64)
         for k, raw in enumerate(raw_names):
@@ -126,8 +130,9 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
         if svm_msr.any():  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
             code[svm_msr] = np.where(exits["info1"][svm_msr] & 1, int(Exit.MSR_WRITE), int(Exit.MSR_READ))
         raw_idx = inv
+        per_raw = np.bincount(raw_idx, minlength=len(raw_names))
         for k, raw in enumerate(raw_names):
-            cnt = int(np.count_nonzero(raw_idx == k))
+            cnt = int(per_raw[k])
             acc.raw_reasons[raw] = acc.raw_reasons.get(raw, 0) + cnt
             acc.raw_reason_code[raw] = int(codes[k]) if codes[k] != reasons.SVM_MSR else int(Exit.MSR_WRITE)
             if codes[k] == Exit.OTHER:
@@ -173,14 +178,24 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
     acc.msr_faults += int(np.count_nonzero(msr["exception"] != 0)) if nm else 0
     # -- per-vCPU counters ----------------------------------------------------------------
     vm = vcpu_of_pid(msr["pid"]) if nm else np.zeros(0, dtype=np.int64)
-    for v in np.unique(vx).tolist() if ne else []:
-        sel = vx == v
-        c = acc.counters(int(v))
-        for k, cnt in zip(*np.unique(code[sel], return_counts=True), strict=True):
-            c[int(k)] += int(cnt)
-        s = sub[sel]
-        for k, cnt in zip(*np.unique(s[s >= 0], return_counts=True), strict=True):
-            c[SUB_BASE + int(k)] += int(cnt)
+    if ne:
+        # counters per vCPU: one bincount over (vCPU slot, counter index)
+        shifted = vx + 1  # vCPUs are >= -1 (unknown)
+        present = np.flatnonzero(np.bincount(shifted))
+        lut = np.full(int(present.max()) + 1, -1, dtype=np.int64)
+        lut[present] = np.arange(len(present))
+        vslot = lut[shifted]
+        slots = present - 1
+        width = SUB_BASE + 16
+        counts = np.bincount(vslot * width + code, minlength=len(slots) * width)
+        has_sub = sub >= 0
+        sub_counts = np.bincount(vslot[has_sub] * width + SUB_BASE + sub[has_sub],
+                                 minlength=len(slots) * width)
+        table = (counts + sub_counts).reshape(len(slots), width)
+        for k, v in enumerate(slots.tolist()):
+            c = acc.counters(int(v))
+            for i, cnt in enumerate(table[k, : len(c)].tolist()):
+                c[i] += cnt
     # -- TSC-deadline writes ------------------------------------------------------------------
     if nm:
         dl = is_write & (msr["ecx"] == MSR_IA32_TSC_DEADLINE) & (msr["exception"] == 0)

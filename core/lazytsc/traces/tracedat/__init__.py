@@ -155,7 +155,7 @@ class TraceDat:
         c = self.c
         chunks, starts, cpu_of_page = [], [], []
         offset = 0
-        for cpu in c.cpus:
+        for cpu in sorted(c.cpus, key=lambda x: x.cpu):  # ascending CPU: the merge's tie order
             raw = cpu_data(self._data, c, cpu)
             n = len(raw) // c.page_size
             if n == 0:
@@ -184,19 +184,21 @@ class TraceDat:
         order = np.argsort(pos, kind="stable")
         pos, ts, cpu, size = pos[order], ts[order], cpu[order], w["size"][order]
         # trace-cmd's merge: the earliest head first, so an event never precedes the
-        # later events before it on its own CPU: sort by the running maximum per CPU
+        # later events before it on its own CPU: order by the running maximum per CPU.
+        # The records are in (CPU, file position) order here, so a stable sort of that
+        # key keeps ties in CPU order (lower CPU first) and file order within a CPU; the
+        # per-CPU runs are already sorted, which the merge sort exploits.
         key = ts.copy()
-        for value in np.unique(cpu):
-            sel = np.nonzero(cpu == value)[0]
-            key[sel] = np.maximum.accumulate(ts[sel])
-        merge = np.lexsort((pos, cpu, key))
+        bounds = np.flatnonzero(np.diff(cpu.astype(np.int64))) + 1
+        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(cpu)], strict=True):
+            key[lo:hi] = np.maximum.accumulate(ts[lo:hi])
+        merge = np.argsort(key, kind="stable")
         pos, ts, cpu, size = pos[merge], ts[merge], cpu[merge], size[merge]
         e = ">" if c.big_endian else "<"
         ok = size >= 8
-        common_type = np.zeros(len(pos), dtype=np.uint16)
-        pid = np.zeros(len(pos), dtype=np.int32)
-        common_type[ok] = blob[pos[ok, None] + np.arange(2)].copy().view(e + "u2").ravel()
-        pid[ok] = blob[pos[ok, None] + 4 + np.arange(4)].copy().view(e + "i4").ravel()
+        # payloads start 4-byte aligned: read the common header through aligned views
+        common_type = np.where(ok, blob.view(e + "u2")[pos >> 1], 0).astype(np.uint16)
+        pid = np.where(ok, blob.view(e + "i4")[(pos + 4) >> 2], 0).astype(np.int32)
         self._records = {"ts": ts, "cpu": cpu, "id": common_type, "pid": pid, "pos": pos, "size": size}
 
     def records(self) -> dict[str, np.ndarray]:
@@ -214,14 +216,28 @@ class TraceDat:
         rec = self.records()
         assert self._blob is not None
         pos, size = rec["pos"][index], rec["size"][index]
-        ok = pos + f.offset + f.size <= pos + size
+        ok = f.offset + f.size <= size
         e = ">" if self.big_endian else "<"
         kind = ("i" if f.signed else "u") + str(f.size)
-        out = np.zeros(len(index), dtype=np.dtype(e + kind).newbyteorder("="))
-        if ok.any():
-            raw = self._blob[pos[ok, None] + f.offset + np.arange(f.size)].copy()
-            out[ok] = raw.view(e + kind).ravel()
-        return out.astype(np.int64) if f.size < 8 or f.signed else out
+        at = pos + f.offset
+        blob = self._blob
+        if f.size < 8 and f.offset % f.size == 0:  # aligned (payloads start 4-aligned)
+            out = blob.view(e + kind)[at // f.size].astype(np.int64)
+        elif f.size == 8 and f.offset % 4 == 0:
+            u32 = blob.view(e + "u4")
+            lo, hi = u32[at >> 2].astype(np.uint64), u32[(at >> 2) + 1].astype(np.uint64)
+            if self.big_endian:
+                lo, hi = hi, lo
+            out = (hi << np.uint64(32)) | lo
+            if f.signed:
+                out = out.view(np.int64)
+        else:
+            raw = blob[at[:, None] + np.arange(f.size)].copy()
+            out = raw.view(e + kind).ravel().astype(np.int64 if f.size < 8 or f.signed else np.uint64)
+        if not ok.all():
+            out = out.copy()
+            out[~ok] = 0
+        return out
 
     def field_text(self, fmt: EventFormat, name: str, index: np.ndarray) -> list[str]:
         """A fixed-size char array field (e.g. sched_switch's `prev_comm`) as text."""
