@@ -308,6 +308,8 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
     held = last_ev = last_known = False  # mirrors of st's fields, kept in locals on the fast path
     known_names = G.KNOWN
     unknown_events = acc.unknown_events
+    exit_cache: dict[str, tuple] = {}  # payload -> (vcpu, reason, info1) of checked kvm_exit lines
+    entry_cache: dict[str, int] = {}  # payload -> vcpu of checked kvm_entry lines
     keep = acc.rows is not None
     if keep:
         rows = acc.rows
@@ -370,42 +372,48 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         # 9 "vcpu %u reason %s rip 0x%lx info %llx %llx" (5.5-5.11),
                         # 7 "reason %s rip 0x%lx info %llx %llx" (older, and libtraceevent's
                         # kvm plugin, which trace-cmd report uses). Anything else: slow path.
-                        tk = payload.split()
-                        n = len(tk)
-                        if (
-                            n == 14
-                            and tk[2] == "reason"
-                            and tk[4] == "rip"
-                            and tk[6] == "info1"
-                            and tk[12] == "error_code"
-                            and len(tk[13]) == 10
-                            and tk[0] == "vcpu"
-                        ):
-                            v = int(tk[1])
-                            f1 = tk[3]
-                            f2 = tk[7]
-                        elif n == 7 and tk[0] == "reason" and tk[2] == "rip" and tk[4] == "info":
-                            v = from_thread
-                            f1 = tk[1]
-                            f2 = tk[5]
-                        elif n == 9 and tk[0] == "vcpu" and tk[2] == "reason" and tk[4] == "rip" and (
-                            tk[6] == "info"
-                        ):
-                            v = int(tk[1])
-                            f1 = tk[3]
-                            f2 = tk[7]
-                        elif n == 10 and tk[0] == "vcpu" and tk[2] == "reason" and tk[6] == "info1" and (
-                            len(tk[9]) == 18
-                        ):
-                            v = int(tk[1])
-                            f1 = tk[3]
-                            f2 = tk[7]
+                        hit = exit_cache.get(payload)  # real traces repeat payloads a lot
+                        if hit is None:
+                            tk = payload.split()
+                            n = len(tk)
+                            if (
+                                n == 14
+                                and tk[2] == "reason"
+                                and tk[4] == "rip"
+                                and tk[6] == "info1"
+                                and tk[12] == "error_code"
+                                and len(tk[13]) == 10
+                                and tk[0] == "vcpu"
+                            ):
+                                v = int(tk[1])
+                                f1 = tk[3]
+                                f2 = tk[7]
+                            elif n == 7 and tk[0] == "reason" and tk[2] == "rip" and tk[4] == "info":
+                                v = from_thread
+                                f1 = tk[1]
+                                f2 = tk[5]
+                            elif n == 9 and tk[0] == "vcpu" and tk[2] == "reason" and tk[4] == "rip" and (
+                                tk[6] == "info"
+                            ):
+                                v = int(tk[1])
+                                f1 = tk[3]
+                                f2 = tk[7]
+                            elif n == 10 and tk[0] == "vcpu" and tk[2] == "reason" and tk[6] == "info1" and (
+                                len(tk[9]) == 18
+                            ):
+                                v = int(tk[1])
+                                f1 = tk[3]
+                                f2 = tk[7]
+                            else:
+                                raise ValueError
+                            if v > max_vcpu or (v < 0 and n != 7):  # %u never prints a sign
+                                raise ValueError
+                            if f1 == "msr" or f1 == "EXIT_MSR":
+                                int(f2, 16)  # validated here, where a ValueError reaches _slow
+                            if len(exit_cache) < 8192:
+                                exit_cache[payload] = (v, f1, f2)
                         else:
-                            raise ValueError
-                        if v > max_vcpu or (v < 0 and n != 7):  # %u never prints a sign
-                            raise ValueError
-                        if f1 == "msr" or f1 == "EXIT_MSR":
-                            int(f2, 16)  # validated here, where a ValueError reaches _slow
+                            v, f1, f2 = hit
                         if v == from_thread:
                             j = head.find(" [")
                             key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
@@ -458,15 +466,19 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                     elif code == ev_entry:
                         # TP_printk of kvm_entry: "vcpu %u" (before 5.10), "vcpu %u, rip 0x%lx%s";
                         # libtraceevent's kvm plugin prints "vcpu %u rip 0x%lx"
-                        tk = payload.split()
-                        if tk[0] != "vcpu":
-                            raise ValueError
-                        vt = tk[1]
-                        if vt[-1] == ",":
-                            vt = vt[:-1]
-                        v = int(vt)
-                        if v < 0 or v > max_vcpu or (len(tk) > 2 and tk[2] != "rip"):
-                            raise ValueError
+                        v = entry_cache.get(payload)
+                        if v is None:
+                            tk = payload.split()
+                            if tk[0] != "vcpu":
+                                raise ValueError
+                            vt = tk[1]
+                            if vt[-1] == ",":
+                                vt = vt[:-1]
+                            v = int(vt)
+                            if v < 0 or v > max_vcpu or (len(tk) > 2 and tk[2] != "rip"):
+                                raise ValueError
+                            if len(entry_cache) < 8192:
+                                entry_cache[payload] = v
                         j = head.find(" [")
                         f1 = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
                     else:
