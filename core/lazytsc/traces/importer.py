@@ -307,6 +307,8 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
     st = _State()
     held = last_ev = last_known = False  # mirrors of st's fields, kept in locals on the fast path
     known_names = G.KNOWN
+    no_task = G.NO_TASK
+    thread_known: set[int] = set()  # vCPUs whose thread was learned from a kvm_exit payload
     unknown_events = acc.unknown_events
     exit_cache: dict[str, tuple] = {}  # payload -> (vcpu, reason, info1) of checked kvm_exit lines
     entry_cache: dict[str, int] = {}  # payload -> vcpu of checked kvm_entry lines
@@ -414,9 +416,19 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                                 exit_cache[payload] = (v, f1, f2)
                         else:
                             v, f1, f2 = hit
+                        j = head.find(" [")
                         if v == from_thread:
-                            j = head.find(" [")
-                            key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
+                            key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
+                        elif v not in thread_known:
+                            # the payload names the vCPU: its thread runs only that vCPU, which
+                            # attributes the thread's kvm_msr lines even without kvm_entry
+                            # (learned once per vCPU)
+                            thread_known.add(v)
+                            tkey = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
+                            if tkey not in entry_vcpu:
+                                entry_vcpu[tkey] = v
+                                if tkey in provisional:
+                                    _adopt(acc, provisional.pop(tkey), v, pending)
                         # ftrace prints an irq-flags column between [CPU] and the time, trace-cmd
                         # does not; looked at on kvm_exit lines only (cheap, and enough to tell)
                         if not perf:
@@ -445,7 +457,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                             raise ValueError
                         v = from_thread
                         j = head.find(" [")
-                        key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
+                        key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
                     elif code == ev_apic:
                         # TP_printk of kvm_apic: "apic_%s %s = 0x%x" (register by name)
                         tk = payload.split()
@@ -462,7 +474,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         f3 = int(tk[3], 16)
                         v = from_thread
                         j = head.find(" [")
-                        key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
+                        key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
                     elif code == ev_entry:
                         # TP_printk of kvm_entry: "vcpu %u" (before 5.10), "vcpu %u, rip 0x%lx%s";
                         # libtraceevent's kvm plugin prints "vcpu %u rip 0x%lx"
@@ -480,7 +492,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                             if len(entry_cache) < 8192:
                                 entry_cache[payload] = v
                         j = head.find(" [")
-                        f1 = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
+                        f1 = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
                     else:
                         # the other tracepoints: their TP_printk grammars in lines.PAYLOADS
                         p = payload_res[code].match(payload.lstrip())
@@ -493,7 +505,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         v = from_thread
                         if code == ev_inj:
                             j = head.find(" [")
-                            key = head[:j].strip() if j >= 0 else head[: len(head) - len(ts)].strip()
+                            key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
                 except (ValueError, IndexError, KeyError):
                     st.last_event = last_ev
                     st.last_known = last_known

@@ -99,7 +99,8 @@ def starts_output(line: str) -> bool:
     `live` prints first; the importer switches to this parser there.
     """
     line = _QUOTE_RE.sub("", line, count=1)
-    return is_header(line) or bool(VCPU_RE.match(line)) or bool(_CLOCK_RE.match(line))
+    return (is_header(line) or bool(VCPU_RE.match(line)) or bool(_CLOCK_RE.match(line))
+            or "unknown kvm exit code" in line)
 
 
 def _float(text: str) -> float:
