@@ -782,7 +782,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 ex = run.get("exits_replay_only", run["exits"])
                 return f"<b>{mode} replay</b> of the recorded deadlines · {ex['msr_write']['tsc-deadline']:,} tsc-deadline writes · {run['timer']['spurious']:,} early interrupts"
 
-            a = Side("recorded", recorded, datas.get("classic"), w.logs.get("classic"), replay_title("classic"))
+            a = Side(getattr(w, "baseline_label", "recorded"), recorded, datas.get("classic"), w.logs.get("classic"), replay_title("classic"))
             b = Side("lazy (what-if)", resulting, datas.get("lazy"), w.logs.get("lazy"), replay_title("lazy"))
             self.compare.set_sides(
                 f"<b>{html.escape(doc.title)}</b>: the recording vs the lazy what-if. Timelines: classic replay (top) and lazy replay (bottom) of the recorded deadlines.",
