@@ -98,9 +98,19 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
                 pid_vcpu.setdefault(key >> 20, key & 0xFFFFF)
     acc.entries += len(entry["ts"])
 
+    top = max(int(rec["pid"].max()) if n else 0, max(pid_vcpu, default=0))
+    lut = None
+    if 0 <= top < (1 << 23) and (not n or int(rec["pid"].min()) >= 0):  # pid_max is at most 2^22
+        lut = np.full(top + 1, UNKNOWN_VCPU, dtype=np.int64)
+        for pid, v in pid_vcpu.items():
+            if 0 <= pid <= top:
+                lut[pid] = v
+
     def vcpu_of_pid(pids: np.ndarray) -> np.ndarray:
         if not len(pids):
             return np.zeros(0, dtype=np.int64)
+        if lut is not None:
+            return lut[pids]
         uniq = np.unique(pids)
         table = np.array([pid_vcpu.get(int(p), UNKNOWN_VCPU) for p in uniq], dtype=np.int64)
         return table[np.searchsorted(uniq, pids)]
@@ -182,9 +192,9 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
         # counters per vCPU: one bincount over (vCPU slot, counter index)
         shifted = vx + 1  # vCPUs are >= -1 (unknown)
         present = np.flatnonzero(np.bincount(shifted))
-        lut = np.full(int(present.max()) + 1, -1, dtype=np.int64)
-        lut[present] = np.arange(len(present))
-        vslot = lut[shifted]
+        slot_of = np.full(int(present.max()) + 1, -1, dtype=np.int64)
+        slot_of[present] = np.arange(len(present))
+        vslot = slot_of[shifted]
         slots = present - 1
         width = SUB_BASE + 16
         counts = np.bincount(vslot * width + code, minlength=len(slots) * width)

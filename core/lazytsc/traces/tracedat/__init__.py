@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from .container import Container, TraceDatError, cpu_data, parse_container
+from .container import Container, TraceDatError, cpu_data_parts, parse_container
 from .formats import EventFormat, Field, header_page_layout, parse_format
 from .ringbuffer import walk_pages
 
@@ -156,11 +156,14 @@ class TraceDat:
         chunks, starts, cpu_of_page = [], [], []
         offset = 0
         for cpu in sorted(c.cpus, key=lambda x: x.cpu):  # ascending CPU: the merge's tie order
-            raw = cpu_data(self._data, c, cpu)
-            n = len(raw) // c.page_size
+            parts = cpu_data_parts(self._data, c, cpu)
+            total = sum(map(len, parts))
+            n = total // c.page_size
             if n == 0:
                 continue
-            chunks.append(raw[: n * c.page_size])
+            if total != n * c.page_size:  # a partial last page is not a page
+                parts = [b"".join(parts)[: n * c.page_size]]
+            chunks.extend(parts)
             starts.append(offset + np.arange(n, dtype=np.int64) * c.page_size)
             cpu_of_page.append(np.full(n, cpu.cpu, dtype=np.int16))
             offset += n * c.page_size

@@ -352,13 +352,18 @@ def _parse_v7(data: bytes, r: Reader, c: Container) -> None:
 
 def cpu_data(data: bytes, c: Container, cpu: CpuData) -> bytes:
     """The uncompressed ring-buffer pages of one CPU."""
+    return b"".join(cpu_data_parts(data, c, cpu))
+
+
+def cpu_data_parts(data: bytes, c: Container, cpu: CpuData) -> list[bytes]:
+    """The uncompressed ring-buffer pages of one CPU, as the chunks they were stored in."""
     if cpu.size == 0:
-        return b""
+        return []
     if cpu.offset + cpu.size > len(data) and not c.cpu_compressed:
         raise TraceDatError(f"cpu {cpu.cpu} data: expected {cpu.size} bytes at offset {cpu.offset}"
                             f" (the file has {len(data)}; truncated?)")
     if not c.cpu_compressed:
-        return data[cpu.offset : cpu.offset + cpu.size]
+        return [data[cpu.offset : cpu.offset + cpu.size]]
     r = Reader(data, c.big_endian)
     r.pos = cpu.offset
     parts = []
@@ -371,4 +376,4 @@ def cpu_data(data: bytes, c: Container, cpu: CpuData) -> bytes:
             raise TraceDatError(f"cpu {cpu.cpu} data: expected less than 2 GiB uncompressed")
         parts.append(decompress(c.compression, r.bytes(csize, f"cpu {cpu.cpu} chunk"), usize,
                                 f"cpu {cpu.cpu} chunk"))
-    return b"".join(parts)
+    return parts

@@ -59,43 +59,62 @@ def walk_pages(
     end = pos + size
     bad = np.zeros(n_pages, dtype=np.int64)
     out_pos, out_len, out_ts, out_page = [], [], [], []
-    active = np.nonzero(pos < end)[0]
+    # the cursors of pages with events left, kept compact (no gather/scatter per step)
+    live = pos < end
+    page = np.flatnonzero(live)
+    p, t, e_end = pos[live], ts[live], end[live]
     last_word = len(u32) - 1
-    while len(active):
-        p = pos[active]
+    while len(page):
         w0 = u32[p >> 2]
-        w1 = u32[np.minimum((p >> 2) + 1, last_word)]
         tl = (w0 & 31).astype(np.int64)
         delta = (w0 >> 5).astype(np.uint64)
-        t = ts[active]
-        nxt = np.empty_like(p)
-        is_data = (tl >= 1) & (tl <= 28)
-        is_long = tl == 0
-        is_pad = tl == PADDING
-        is_ext = tl == TIME_EXTEND
-        is_abs = tl == TIME_STAMP
-        length = np.where(is_data, tl * 4, 0)
-        long_len = ((w1.astype(np.int64) - 4 + 3) & ~3)
-        length = np.where(is_long, long_len, length)
-        data_at = np.where(is_long, p + 8, p + 4)
-        nxt = np.where(is_data | is_long, data_at + length, p + 8)
-        pad_next = (p + 4 + w1.astype(np.int64) + 3) & ~3
-        nxt = np.where(is_pad, np.where(w1 > 0, pad_next, end[active]), nxt)
-        ext = (w1.astype(np.uint64) << np.uint64(TS_SHIFT)) + delta
-        t = np.where(is_ext, t + ext, t + np.where(is_abs, np.uint64(0), delta))
-        t = np.where(is_abs, ext | (t & TS_MSB), t)
-        ts[active] = t
-        rec = (is_data | is_long) & (length > 0) & (data_at + length <= end[active])
-        if rec.any():
-            out_pos.append(data_at[rec])
-            out_len.append(length[rec])
-            out_ts.append(t[rec])
-            out_page.append(active[rec])
-        broken = (nxt <= p) | (nxt > end[active]) | ((is_data | is_long) & ~rec & (length > 0))
-        bad[active[broken & (nxt > end[active])]] = 1
-        nxt = np.where(broken, end[active], nxt)
-        pos[active] = nxt
-        active = active[nxt < end[active]]
+        if ((tl - 1) < 28).all() and (tl >= 1).all():
+            # the common step: only data events of type_len 1..28 (length type_len * 4)
+            t = t + delta
+            data_at = p + 4
+            nxt = data_at + tl * 4
+            ok = nxt <= e_end
+            if ok.all():
+                out_pos.append(data_at)
+                out_len.append(tl * 4)
+                out_ts.append(t)
+                out_page.append(page)
+            else:
+                out_pos.append(data_at[ok])
+                out_len.append((tl * 4)[ok])
+                out_ts.append(t[ok])
+                out_page.append(page[ok])
+                bad[page[~ok]] = 1
+                nxt = np.where(ok, nxt, e_end)
+        else:
+            w1 = u32[np.minimum((p >> 2) + 1, last_word)]
+            is_data = (tl >= 1) & (tl <= 28)
+            is_long = tl == 0
+            is_pad = tl == PADDING
+            is_ext = tl == TIME_EXTEND
+            is_abs = tl == TIME_STAMP
+            length = np.where(is_data, tl * 4, 0)
+            length = np.where(is_long, (w1.astype(np.int64) - 4 + 3) & ~3, length)
+            data_at = np.where(is_long, p + 8, p + 4)
+            nxt = np.where(is_data | is_long, data_at + length, p + 8)
+            pad_next = (p + 4 + w1.astype(np.int64) + 3) & ~3
+            nxt = np.where(is_pad, np.where(w1 > 0, pad_next, e_end), nxt)
+            ext = (w1.astype(np.uint64) << np.uint64(TS_SHIFT)) + delta
+            t = np.where(is_ext, t + ext, t + np.where(is_abs, np.uint64(0), delta))
+            t = np.where(is_abs, ext | (t & TS_MSB), t)
+            rec = (is_data | is_long) & (length > 0) & (data_at + length <= e_end)
+            if rec.any():
+                out_pos.append(data_at[rec])
+                out_len.append(length[rec])
+                out_ts.append(t[rec])
+                out_page.append(page[rec])
+            broken = (nxt <= p) | (nxt > e_end) | ((is_data | is_long) & ~rec & (length > 0))
+            bad[page[broken & (nxt > e_end)]] = 1
+            nxt = np.where(broken, e_end, nxt)
+        p = nxt
+        go_on = p < e_end
+        if not go_on.all():
+            page, p, t, e_end = page[go_on], p[go_on], t[go_on], e_end[go_on]
 
     def cat(parts: list[np.ndarray], dt: type) -> np.ndarray:
         return np.concatenate(parts).astype(dt) if parts else np.zeros(0, dtype=dt)
