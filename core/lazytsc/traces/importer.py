@@ -312,6 +312,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
     unknown_events = acc.unknown_events
     exit_cache: dict[str, tuple] = {}  # payload -> (vcpu, reason, info1) of checked kvm_exit lines
     entry_cache: dict[str, int] = {}  # payload -> vcpu of checked kvm_entry lines
+    other_cache: dict[int, dict[str, tuple]] = {code: {} for code in _PAYLOAD_BY_CODE}
     keep = acc.rows is not None
     if keep:
         rows = acc.rows
@@ -495,13 +496,20 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         f1 = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
                     else:
                         # the other tracepoints: their TP_printk grammars in lines.PAYLOADS
-                        p = payload_res[code].match(payload.lstrip())
-                        if p is None:
-                            raise ValueError
-                        f1 = p.groups()
-                        if code == ev_accept or code == ev_hvt:
-                            if int(f1[0], 16) > max_vcpu:
+                        # (checked payloads are remembered: `apicid 0 vec 236 (Fixed|edge)`
+                        # and the like repeat all through a trace)
+                        seen = other_cache[code]
+                        f1 = seen.get(payload)
+                        if f1 is None:
+                            p = payload_res[code].match(payload.lstrip())
+                            if p is None:
                                 raise ValueError
+                            f1 = p.groups()
+                            if code == ev_accept or code == ev_hvt:
+                                if int(f1[0], 16) > max_vcpu:
+                                    raise ValueError
+                            if len(seen) < 4096:
+                                seen[payload] = f1
                         v = from_thread
                         if code == ev_inj:
                             j = head.find(" [")
