@@ -303,6 +303,7 @@ def _rows(acc, t_all, exits, code, sub, vx, raw_idx, raw_names, msr, vm, msr_pai
         _k, a[i], b[i] = _msr_row(int(sub[i]), int(ecx[i]), int(data[i]), bool(fault[i]))
     subcol = np.where(mw, sub, -1)
     rows["time"].extend(t.tolist())
+    rows["line"].extend((exits["index"] + 1).tolist() if ne else [])
     rows["vcpu"].extend(vx.tolist())
     rows["kind"].extend(kind.tolist())
     rows["exit"].extend(code.tolist())
@@ -316,6 +317,7 @@ def _rows(acc, t_all, exits, code, sub, vx, raw_idx, raw_names, msr, vm, msr_pai
         data = np.minimum(msr["data"][free].astype(np.uint64), np.uint64(INT64_MAX)).astype(np.int64)
         subs = [int(msr_sub_for(int(m))) for m in ecx.tolist()]
         rows["time"].extend(tm.tolist())
+        rows["line"].extend((msr["index"][free] + 1).tolist())
         rows["vcpu"].extend(vm[free].tolist())
         rows["kind"].extend(_MSR_KIND[s] for s in subs)
         rows["exit"].extend([-1] * len(subs))
@@ -326,6 +328,7 @@ def _rows(acc, t_all, exits, code, sub, vx, raw_idx, raw_names, msr, vm, msr_pai
         kind_code = -2 if src is acc.accept_t else -3
         for v, times in src.items():
             rows["time"].extend(times)
+            rows["line"].extend([-1] * len(times))
             rows["vcpu"].extend([v] * len(times))
             rows["kind"].extend([kind_code] * len(times))
             rows["exit"].extend([-1] * len(times))

@@ -238,3 +238,33 @@ def open_source(path: str | os.PathLike[str]) -> Source:
             src.close()
             raise
     return src
+
+
+class _TextLines:
+    """Iterate a Source's text lines (with newline); a context manager like a file."""
+
+    def __init__(self, src: Source) -> None:
+        self.src = src
+
+    def __iter__(self) -> Iterator[str]:
+        if self.src.kind != "text":
+            return
+        for block in self.src.blocks():
+            for line in block:
+                yield line + "\n"
+
+    def __enter__(self) -> _TextLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.src.close()
+
+    def close(self) -> None:
+        self.src.close()
+
+
+def open_text(path: str | os.PathLike[str]) -> tuple[_TextLines, str | None]:
+    """The trace's text lines (none for a trace.dat) and its compression, for readers of
+    raw lines (the GUI shows the line behind an event); TraceError as open_source."""
+    src = open_source(path)
+    return _TextLines(src), src.compression
