@@ -5,23 +5,34 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-xcb lint bench package package-smoke screenshot clean
+.PHONY: run test test-xcb lint bench engine package package-smoke screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[gui,test,dask]'
+	$(PY) -m pip install --quiet -e '.[gui,test,dask,compile]'
 	touch $(STAMP)
 
+## Compile the engine's hot modules with mypyc when a C compiler is present (a no-op when
+## up to date; without a compiler the pure-Python engine runs). Prints which engine runs.
+engine: $(STAMP)
+	$(PY) packaging/compile_engine.py
+
 ## Set up and start the app on the built-in default scenario.
-run: $(STAMP)
+run: engine
 	$(VENV)/bin/lazytsc-gui $(ARGS)
 
-## Set up and run the whole test suite (lint + pytest), headless; then the GUI tests
-## again on a real X server (Xvfb, Qt's xcb platform) when Xvfb is installed.
-test: $(STAMP)
+## Set up and run the whole test suite (lint + pytest), headless, on the engine `make`
+## built; with a compiled engine the engine tests run again on the pure-Python modules
+## (LAZYTSC_ENGINE=pure). Then the GUI tests again on a real X server (Xvfb, Qt's xcb
+## platform) when Xvfb is installed.
+test: engine
 	$(PY) -m ruff check core lazytsc_gui tests benchmarks packaging
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	if [ "$$($(PY) -c 'import lazytsc.engine_build as b; print(b.engine_kind())')" = compiled ]; then \
+	    echo "pure-Python engine pass (LAZYTSC_ENGINE=pure):"; \
+	    LAZYTSC_ENGINE=pure QT_QPA_PLATFORM=offscreen $(PY) -m pytest --ignore=tests/gui; \
+	fi
 	$(PY) packaging/xcb_tests.py
 
 ## Only the GUI tests on Xvfb with the xcb platform (LAZYTSC_XCB=1: fail if Xvfb is missing).
@@ -32,7 +43,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check core lazytsc_gui tests benchmarks packaging
 
 ## Run every benchmark and print one line per figure with its target.
-bench: $(STAMP)
+bench: engine
 	QT_QPA_PLATFORM=offscreen $(PY) -m benchmarks
 
 ## Build the one-folder desktop app with PyInstaller (packaging/).
@@ -49,4 +60,5 @@ screenshot: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) packaging/screenshot.py docs/screenshot.png
 
 clean:
+	-test -x $(PY) && $(PY) packaging/compile_engine.py --clean
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

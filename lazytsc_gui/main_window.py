@@ -1310,10 +1310,12 @@ class MainWindow(QtWidgets.QMainWindow):
             ver = version("lazytsc")
         except Exception:
             ver = "dev"
+        from lazytsc.engine_build import describe
+
         MB.about(
             self,
             "About lazytsc",
-            f"<h3>lazytsc {ver}</h3><p>A timeline debugger for KVM's paravirtual lazy TSC-deadline timer "
+            f"<h3>lazytsc {ver}</h3><p><i>{describe()}</i></p><p>A timeline debugger for KVM's paravirtual lazy TSC-deadline timer "
             "protocol (the RFC &ldquo;KVM: X86: add lazy tscdeadline support to reduce vm-exit of msr-write&rdquo;).</p>"
             "<p>Step the guest driver and the host's update/kick/clear, watch the shared page, count the exits "
             "the seed's table counts, and compare classic with lazy.</p>",

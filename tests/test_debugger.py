@@ -131,6 +131,7 @@ def test_the_log_keeps_its_future_while_the_cursor_moves(tcp_short, tcp_states):
     assert s.log.rows is s.engine.log.rows  # one buffer shared with the engine
 
 
+@pytest.mark.pure_engine
 def test_checkpoints_cover_both_directions_and_are_bounded(tcp_short):
     s = Session(tcp_short, "lazy")
     s.run(breakpoints=[])

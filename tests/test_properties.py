@@ -39,6 +39,7 @@ Bounds, derived from the host latencies of the scenario (`[host]` defaults):
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lazytsc.config import HostConfig
@@ -178,6 +179,7 @@ def run_both(sc):
     return out
 
 
+@pytest.mark.pure_engine
 @settings(PROFILE, max_examples=800)
 @given(program=hrtimer_programs(), cfg=configs)
 def test_hrtimer_programs_deliver_every_expiry_and_lazy_is_never_later(program, cfg):
@@ -204,6 +206,7 @@ def test_hrtimer_programs_deliver_every_expiry_and_lazy_is_never_later(program, 
     assert lz["exits"]["msr_write"]["tsc-deadline"] <= c["exits"]["msr_write"]["tsc-deadline"] + slack
 
 
+@pytest.mark.pure_engine
 @settings(PROFILE, max_examples=600)
 @given(program=sne_programs(), cfg=configs)
 def test_set_next_event_programs_deliver_every_deadline_not_superseded(program, cfg):

@@ -72,12 +72,20 @@ LVT_WRITABLE = {
 }
 
 
+# ApicState's attributes: its __slots__ and what clone() copies (a compiled class has no
+# __slots__ to read back).
+_APIC_STATE_FIELDS = ("apic_base", "sw_enabled", "spiv", "tpr", "ppr", "irr", "isr", "tmr", "lvt", "icr", "icr2", "ldr", "dfr", "xapic_id", "ipi_src")
+
+
 class ApicState:
     """struct kvm_lapic's registers for one vCPU (plain attributes: copied at checkpoints)."""
 
-    __slots__ = ("apic_base", "sw_enabled", "spiv", "tpr", "ppr", "irr", "isr", "tmr", "lvt", "icr", "icr2", "ldr", "dfr", "xapic_id", "ipi_src")
+    __slots__ = _APIC_STATE_FIELDS
 
-    def __init__(self, vid: int, x2apic: bool) -> None:
+    lvt: dict[int, int]
+
+    # Defaults: a compiled class's __new__ (copy, pickle) runs __init__ with no arguments.
+    def __init__(self, vid: int = 0, x2apic: bool = False) -> None:
         self.apic_base = APIC_DEFAULT_PHYS_BASE | APICBASE_ENABLE | (APICBASE_BSP if vid == 0 else 0) | (X2APIC_ENABLE if x2apic else 0)
         self.xapic_id = vid
         self.reset()
@@ -102,8 +110,8 @@ class ApicState:
         self.ipi_src: dict[int, int] = {}  # vector -> vCPU that last sent it (for the event log)
 
     def clone(self) -> ApicState:
-        new = ApicState.__new__(ApicState)
-        for name in ApicState.__slots__:
+        new = ApicState()  # a blank instance (compiled classes run __init__ in __new__)
+        for name in _APIC_STATE_FIELDS:
             setattr(new, name, getattr(self, name))
         new.lvt = dict(self.lvt)
         new.ipi_src = dict(self.ipi_src)

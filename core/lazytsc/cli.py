@@ -132,7 +132,9 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lazytsc", description="Timeline debugger engine for KVM lazy TSC-deadline (headless).")
-    parser.add_argument("--version", action="version", version=f"lazytsc {__version__}")
+    from .engine_build import describe
+
+    parser.add_argument("--version", action="version", version=f"lazytsc {__version__} ({describe()})")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     p = sub.add_parser("run", help="run a scenario to the end and print its exit table")
     p.add_argument("scenario", help="scenario file, or a built-in name (see `lazytsc list`)")

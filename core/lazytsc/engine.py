@@ -135,7 +135,7 @@ class Engine:
             self.run_loop.host_irq_next(vid)
         if self.workload is not None:
             self.workload.attach(self.kernel)
-        self._components = (
+        self._components: tuple[Any, ...] = (
             self.clock,
             self.mem,
             self.apic,

@@ -52,8 +52,13 @@ from .vcpu_run import VcpuRunLoop
 Handler = Callable[[int, int], None]  # (vid, vector): runs with the vector in service
 
 
+# CpuState's attributes: its __slots__ and what clone() copies (a compiled class has no
+# __slots__ to read back).
+_CPU_STATE_FIELDS = ("if_flag", "shadow", "halted_in_guest", "irq_scheduled", "in_irq", "causes")
+
+
 class CpuState:
-    __slots__ = ("if_flag", "shadow", "halted_in_guest", "irq_scheduled", "in_irq", "causes")
+    __slots__ = _CPU_STATE_FIELDS
 
     def __init__(self) -> None:
         self.if_flag = True
@@ -64,8 +69,8 @@ class CpuState:
         self.causes: dict[int, int] = {}  # vector -> the IRQ_ACCEPT event that raised it
 
     def clone(self) -> CpuState:
-        new = CpuState.__new__(CpuState)
-        for name in CpuState.__slots__:
+        new = CpuState()  # a blank instance (compiled classes run __init__ in __new__)
+        for name in _CPU_STATE_FIELDS:
             setattr(new, name, getattr(self, name))
         new.causes = dict(self.causes)
         return new

@@ -53,23 +53,29 @@ WATCHDOG = "watchdog"  # softlockup watchdog hrtimer: keeps expires_next finite
 WATCHDOG_PERIOD_NS = 4_000_000_000
 
 
-class KernelState:
-    __slots__ = (
-        "timers",
-        "expires_next",
-        "in_hrtirq",
-        "tick_stopped",
-        "clockevent_stopped",
-        "booted",
-        "registered",
-        "lazy_driver",
-        "idle",
-        "task_handler",
-        "task_gen",
-        "rng",
-    )
+# KernelState's attributes: its __slots__ and what clone() copies (a compiled class has no
+# __slots__ to read back).
+_KERNEL_STATE_FIELDS = (
+    "timers",
+    "expires_next",
+    "in_hrtirq",
+    "tick_stopped",
+    "clockevent_stopped",
+    "booted",
+    "registered",
+    "lazy_driver",
+    "idle",
+    "task_handler",
+    "task_gen",
+    "rng",
+)
 
-    def __init__(self, seed: int, vid: int) -> None:
+
+class KernelState:
+    __slots__ = _KERNEL_STATE_FIELDS
+
+    # Defaults: a compiled class's __new__ (copy, pickle) runs __init__ with no arguments.
+    def __init__(self, seed: int = 0, vid: int = 0) -> None:
         self.timers: dict[str, int] = {}
         self.expires_next = NEVER
         self.in_hrtirq = False
@@ -85,8 +91,8 @@ class KernelState:
         self.rng = random.Random((seed << 8) ^ (vid * 0x9E3779B1) ^ 0x1A27)
 
     def clone(self) -> KernelState:
-        new = KernelState.__new__(KernelState)
-        for name in KernelState.__slots__:
+        new = KernelState()  # a blank instance (compiled classes run __init__ in __new__)
+        for name in _KERNEL_STATE_FIELDS:
             setattr(new, name, getattr(self, name))
         new.timers = dict(self.timers)
         new.rng = random.Random()

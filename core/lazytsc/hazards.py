@@ -35,9 +35,13 @@ from .taxonomy import CLEAR_LVTT, CLEAR_PV_DISABLE, EXIT_MIGRATE, EXIT_PV_DISABL
 from .taxonomy import KindInts as Kind
 from .vcpu import APIC_LVTT, LVT_MASKED, MODE_PERIODIC, MODE_TSCDEADLINE
 
+# WantState's attributes: its __slots__ and what clone() copies (a compiled class has no
+# __slots__ to read back).
+_WANT_STATE_FIELDS = ("tsc", "ns", "mode", "period_cycles", "done", "lost", "stale_armed")
+
 
 class WantState:
-    __slots__ = ("tsc", "ns", "mode", "period_cycles", "done", "lost", "stale_armed")
+    __slots__ = _WANT_STATE_FIELDS
 
     def __init__(self) -> None:
         self.tsc = 0
@@ -49,8 +53,8 @@ class WantState:
         self.stale_armed = False
 
     def clone(self) -> WantState:
-        new = WantState.__new__(WantState)
-        for name in WantState.__slots__:
+        new = WantState()  # a blank instance (compiled classes run __init__ in __new__)
+        for name in _WANT_STATE_FIELDS:
             setattr(new, name, getattr(self, name))
         return new
 

@@ -55,29 +55,33 @@ from .vcpu import (
     divide_count,
 )
 
+# TimerState's attributes: its __slots__ and what clone() copies (a compiled class has no
+# __slots__ to read back).
+_TIMER_STATE_FIELDS = (
+    "timer_mode",
+    "tmict",
+    "tdcr",
+    "divide",
+    "period",
+    "target",
+    "tscdeadline",
+    "pending",
+    "pending_deadline",
+    "expired_tscdeadline",
+    "hv_in_use",
+    "hv_gen",
+    "hv_fire",
+    "hv_deadline",
+    "sw_active",
+    "sw_gen",
+    "sw_expires",
+)
+
 
 class TimerState:
     """struct kvm_timer (+ the timer registers) of one vCPU."""
 
-    __slots__ = (
-        "timer_mode",
-        "tmict",
-        "tdcr",
-        "divide",
-        "period",
-        "target",
-        "tscdeadline",
-        "pending",
-        "pending_deadline",
-        "expired_tscdeadline",
-        "hv_in_use",
-        "hv_gen",
-        "hv_fire",
-        "hv_deadline",
-        "sw_active",
-        "sw_gen",
-        "sw_expires",
-    )
+    __slots__ = _TIMER_STATE_FIELDS
 
     def __init__(self) -> None:
         self.timer_mode = MODE_ONESHOT
@@ -99,8 +103,8 @@ class TimerState:
         self.sw_expires = 0
 
     def clone(self) -> TimerState:
-        new = TimerState.__new__(TimerState)
-        for name in TimerState.__slots__:
+        new = TimerState()  # a blank instance (compiled classes run __init__ in __new__)
+        for name in _TIMER_STATE_FIELDS:
             setattr(new, name, getattr(self, name))
         return new
 

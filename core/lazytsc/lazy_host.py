@@ -35,10 +35,15 @@ STRUCT_BYTES = 16
 KICK_GUARD = 2  # LAZY_KICK.b: the guard returned early
 
 
+# PvState's attributes: its __slots__ and what clone() copies (a compiled class has no
+# __slots__ to read back).
+_PV_STATE_FIELDS = ("msr_val", "mapped", "base", "cached_armed", "req", "req_time", "req_waits", "req_deadline", "ever")
+
+
 class PvState:
     """struct kvm_host_lazy_tscdeadline of one vCPU, plus the pending request."""
 
-    __slots__ = ("msr_val", "mapped", "base", "cached_armed", "req", "req_time", "req_waits", "req_deadline", "ever")
+    __slots__ = _PV_STATE_FIELDS
 
     def __init__(self) -> None:
         self.msr_val = 0
@@ -52,8 +57,8 @@ class PvState:
         self.ever = False  # PV was ever touched: from then on every kick/request is logged
 
     def clone(self) -> PvState:
-        new = PvState.__new__(PvState)
-        for name in PvState.__slots__:
+        new = PvState()  # a blank instance (compiled classes run __init__ in __new__)
+        for name in _PV_STATE_FIELDS:
             setattr(new, name, getattr(self, name))
         return new
 

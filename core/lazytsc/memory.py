@@ -37,6 +37,7 @@ class GuestMemory:
 
     def _store(self, addr: int, value: int, host: bool) -> None:
         value &= U64
+        parts: tuple[tuple[int, int, int], ...]
         if addr & 7 == 0:
             parts = ((addr, value, U64),)
         else:

@@ -438,6 +438,6 @@ class ScriptRunner:
             self.sched.ev(vid, Kind.LAPIC_READ, a=REG_STATE[reg], b=value & ((1 << 63) - 1))
             return value
         if reg in MSR_READS:
-            value = cpu.rdmsr(vid, MSR_READS[reg])
-            return -1 if value is None else value
+            msr_value = cpu.rdmsr(vid, MSR_READS[reg])
+            return -1 if msr_value is None else msr_value
         return cpu.apic_read(vid, APIC_READS[reg])

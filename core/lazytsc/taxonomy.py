@@ -8,6 +8,7 @@ Each event kind is also a breakpoint target, so hazards are kinds too.
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class Exit(IntEnum):
@@ -363,6 +364,7 @@ def _plain_ints(enum_cls: type[IntEnum]) -> type:
     return type(f"{enum_cls.__name__}Ints", (), {m.name: int(m) for m in enum_cls})
 
 
-KindInts = _plain_ints(Kind)
-ExitInts = _plain_ints(Exit)
-MsrSubInts = _plain_ints(MsrSub)
+# Typed Any: the attributes are made at import, so a type checker cannot see them.
+KindInts: Any = _plain_ints(Kind)
+ExitInts: Any = _plain_ints(Exit)
+MsrSubInts: Any = _plain_ints(MsrSub)

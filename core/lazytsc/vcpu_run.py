@@ -36,23 +36,27 @@ from .taxonomy import (
 from .taxonomy import ExitInts as Exit
 from .taxonomy import KindInts as Kind
 
+# RunState's attributes: its __slots__ and what clone() copies (a compiled class has no
+# __slots__ to read back).
+_RUN_STATE_FIELDS = (
+    "in_host_until",
+    "blocked",
+    "halted",
+    "entry_queued",
+    "entry_parent",
+    "wake_queued",
+    "hv_at_block",
+    "task_active",
+    "task_end",
+    "irq_window",
+    "injected",
+    "hlt_event",
+    "guest_mode",
+)
+
 
 class RunState:
-    __slots__ = (
-        "in_host_until",
-        "blocked",
-        "halted",
-        "entry_queued",
-        "entry_parent",
-        "wake_queued",
-        "hv_at_block",
-        "task_active",
-        "task_end",
-        "irq_window",
-        "injected",
-        "hlt_event",
-        "guest_mode",
-    )
+    __slots__ = _RUN_STATE_FIELDS
 
     def __init__(self) -> None:
         self.in_host_until = 0
@@ -70,8 +74,8 @@ class RunState:
         self.guest_mode = True  # vcpu->mode == IN_GUEST_MODE
 
     def clone(self) -> RunState:
-        new = RunState.__new__(RunState)
-        for name in RunState.__slots__:
+        new = RunState()  # a blank instance (compiled classes run __init__ in __new__)
+        for name in _RUN_STATE_FIELDS:
             setattr(new, name, getattr(self, name))
         return new
 
