@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     print(machine_line())
+    from lazytsc.engine_build import describe
+
+    print(f"{describe()}; times are CPU time unless marked wall, medians of several runs")
     failures = 0
     for name in args.only or MODULES:
         try:
@@ -41,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             continue
         start = time.perf_counter()
-        for figure, value, unit, target in module.run(smoke=args.smoke):
+        for figure, value, unit, target, *baseline in module.run(smoke=args.smoke):
             shown = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.3g}"
-            print(f"{figure:<58} {shown:>14} {unit:<10} target {target}")
+            beside = f"   [{baseline[0]}]" if baseline else ""
+            print(f"{figure:<68} {shown:>12} {unit:<11} target {target}{beside}")
         print(f"  ({name} took {time.perf_counter() - start:.1f} s)")
     return 1 if failures else 0
 

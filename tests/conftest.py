@@ -28,6 +28,11 @@ SCENARIOS = REPO / "resources" / "scenarios"
 BAD_SCENARIOS = Path(__file__).resolve().parent / "data" / "bad_scenarios"
 LAZYTSC = REPO / ".venv" / "bin" / "lazytsc"
 
+# Built-ins that run for minutes (tcp_rr_full: tcp_rr at the seed's scale, ~10^8 events):
+# suites that run every built-in take the others; tests/test_parallel_modes.py covers it.
+LONG_BUILTINS = frozenset({"tcp_rr_full"})
+QUICK_BUILTINS = sorted(p for p in SCENARIOS.glob("*.toml") if p.stem not in LONG_BUILTINS)
+
 TSC_KHZ = 2_000_000  # VcpuConfig default
 
 # CI profile for every property test in this directory: reproducible, no wall-clock

@@ -11,9 +11,9 @@ from lazytsc.debugger import Breakpoint, Session
 from lazytsc.engine import Engine
 from lazytsc.eventlog import COLUMNS
 from lazytsc.scenario import load_scenario
-from lazytsc_testkit import PROFILE, SCENARIOS, scenario
+from lazytsc_testkit import PROFILE, QUICK_BUILTINS, SCENARIOS, scenario
 
-BUILTIN = sorted(SCENARIOS.glob("*.toml"))
+BUILTIN = QUICK_BUILTINS
 
 
 def full_run(sc, mode):

@@ -55,10 +55,11 @@ def run_modes(scenario: Scenario, modes: Sequence[str]) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .accounting import format_seed_table
+    from .parallel_modes import at_published_scale, format_vs_published, run_summaries
 
     scenario = _load(args.scenario)
-    engines = run_modes(scenario, _modes(scenario, args.mode))
-    summaries = {mode: e.summary() for mode, e in engines.items()}
+    results = run_summaries(scenario, _modes(scenario, args.mode), args.jobs)
+    summaries = {mode: r.summary for mode, r in results.items()}
     if args.json:
         if len(summaries) == 1:
             print(json.dumps(next(iter(summaries.values())), sort_keys=False))
@@ -67,9 +68,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     print(f"{scenario.name}  ({scenario.run.variant}, {len(scenario.run.vcpus)} vCPU, seed {scenario.run.seed})")
     print(format_seed_table(summaries))
-    for mode, e in engines.items():
-        if e.workload is not None:
-            extra = ", ".join(f"{k} {v:,}" for k, v in e.workload.report().items())
+    workload = scenario.workload[0] if scenario.workload else None
+    if len(summaries) > 1 and at_published_scale(summaries, workload, scenario.run.variant):
+        print(f"\nAt the published scale, beside {'the seed' if scenario.run.variant == 'v2' else 'V3'}'s own counts:")
+        print(format_vs_published(summaries, scenario.run.variant))
+    for mode, r in results.items():
+        if r.report is not None:
+            extra = ", ".join(f"{k} {v:,}" for k, v in r.report.items())
             print(f"{mode}: {extra}")
     return 0
 
@@ -140,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help="scenario file, or a built-in name (see `lazytsc list`)")
     p.add_argument("--mode", choices=("classic", "lazy", "both"))
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--jobs", type=int, help="processes for --mode both (default: 2 for runs of >= 1 s simulated)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("check", help="evaluate the [[expect]] blocks of scenarios")
     p.add_argument("scenarios", nargs="+")

@@ -44,6 +44,11 @@ COMPILED_MODULES = (
     "guest_kernel",
     "hazards",
     "engine",
+    "vcpu",
+    "workloads.base",
+    "workloads.tcp_rr",
+    "workloads.periodic",
+    "workloads.random_reprogram",
 )
 GROUP = f"{PACKAGE}._engine"  # the shared library: lazytsc/_engine__mypyc.*.so
 STAMP = HERE / "_engine_build.txt"  # written by the compiler: the digest of what it compiled

@@ -17,12 +17,11 @@ are armed at their exact target (start_sw_period) and never waited for.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .apic import InterruptController
 from .clock import TscClock
 from .config import HostConfig, VcpuConfig
-from .ports import HazardPort, LazyPort, RunPort
 from .sim import Scheduler
 from .taxonomy import (
     BACKEND_HV,
@@ -54,6 +53,11 @@ from .vcpu import (
     TIMER_MODE_SHIFT,
     divide_count,
 )
+
+if TYPE_CHECKING:  # the ports (ports.py) by their implementations: compiled calls are direct
+    from .hazards import HazardMonitor
+    from .lazy_host import LazyHost
+    from .vcpu_run import VcpuRunLoop
 
 # TimerState's attributes: its __slots__ and what clone() copies (a compiled class has no
 # __slots__ to read back).
@@ -135,9 +139,9 @@ class LapicTimer:
         self.hv_ok = [c.timer_backend == "hv" and not self.can_post[i] for i, c in enumerate(cfgs)]
         # timer_mode_mask: both mode bits only when CPUID advertises TSC-deadline.
         self.mode_mask = [TIMER_MODE_MASK if c.cpuid_tsc_deadline else (1 << TIMER_MODE_SHIFT) for c in cfgs]
-        self.lazy: LazyPort
-        self.run: RunPort
-        self.hazards: HazardPort
+        self.lazy: LazyHost  # LazyPort
+        self.run: VcpuRunLoop  # RunPort
+        self.hazards: HazardMonitor  # HazardPort
         self.H_SW_FIRE = sched.register(self.apic_timer_fn, guest=False)
         self.H_HV_FIRE = sched.register(self.hv_timer_exit, guest=False)
         self.H_POSTED = sched.register(self._posted_inject, guest=False)

@@ -15,10 +15,11 @@ vcpu_enter_guest(), as the V2 patch (and V3 where it differs) writes them:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .clock import TscClock
 from .config import HostConfig, VcpuConfig
 from .memory import GuestMemory
-from .ports import HazardPort, TimerPort
 from .sim import Scheduler
 from .taxonomy import (
     CLEAR_PV_DISABLE,
@@ -26,6 +27,10 @@ from .taxonomy import (
     EXIT_REENABLE,
 )
 from .taxonomy import KindInts as Kind
+
+if TYPE_CHECKING:  # the ports (ports.py) by their implementations: compiled calls are direct
+    from .hazards import HazardMonitor
+    from .lapic_timer import LapicTimer
 
 KVM_MSR_ENABLED = 1
 PAGE = 4096
@@ -72,8 +77,8 @@ class LazyHost:
         self.host = host
         self.v3 = variant == "v3"
         self.s = [PvState() for _ in cfgs]
-        self.timer: TimerPort
-        self.hazards: HazardPort
+        self.timer: LapicTimer  # TimerPort
+        self.hazards: HazardMonitor  # HazardPort
 
     def save(self) -> list[PvState]:
         return [s.clone() for s in self.s]

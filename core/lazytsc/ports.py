@@ -2,9 +2,11 @@
 
 KVM's functions call each other in both directions (the lapic timer calls the lazy
 host's update/clear, whose kick re-arms the timer; the timer kicks the vCPU thread,
-whose run loop injects the timer's pending expiry). Components hold references to
-each other's *ports* only, so modules import in one direction: every component
-imports this module and none imports another component to call it.
+whose run loop injects the timer's pending expiry). These Protocols list what each side
+calls across such a cycle. The attributes that hold the other side are annotated with
+the implementing class, imported for type checking only (`if TYPE_CHECKING:`), so modules
+still import in one direction at run time and compiled (mypyc) code calls the
+implementation directly instead of looking each method up by name.
 """
 
 from __future__ import annotations

@@ -21,10 +21,10 @@ busy-waits like any other, so a TSC-deadline interrupt never arrives early.
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING
 
 from .apic import InterruptController
 from .config import HostConfig, VcpuConfig
-from .ports import GuestPort, LazyPort, TimerPort
 from .sim import Scheduler
 from .taxonomy import (
     SRC_IPI,
@@ -35,6 +35,11 @@ from .taxonomy import (
 )
 from .taxonomy import ExitInts as Exit
 from .taxonomy import KindInts as Kind
+
+if TYPE_CHECKING:  # the ports (ports.py) by their implementations: compiled calls are direct
+    from .guest_cpu import GuestCpu
+    from .lapic_timer import LapicTimer
+    from .lazy_host import LazyHost
 
 # RunState's attributes: its __slots__ and what clone() copies (a compiled class has no
 # __slots__ to read back).
@@ -89,9 +94,9 @@ class VcpuRunLoop:
         self.host = host
         self.exit_cost = host.exit_cost_ns
         self.s = [RunState() for _ in cfgs]
-        self.timer: TimerPort
-        self.lazy: LazyPort
-        self.guest: GuestPort
+        self.timer: LapicTimer  # TimerPort
+        self.lazy: LazyHost  # LazyPort
+        self.guest: GuestCpu  # GuestPort
         self.H_ENTRY = sched.register(self._enter, guest=False)
         self.H_WAKE = sched.register(self._wake, guest=False)
         self.H_HOST_IRQ = sched.register(self._host_irq, guest=False)

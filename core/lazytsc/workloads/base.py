@@ -10,16 +10,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..config import RunConfig, Spec
+from .state import WorkloadState
 
 if TYPE_CHECKING:
     from ..guest_kernel import GuestKernel
 
-
-class WorkloadState:
-    """Plain attribute bag: deep-copyable, no references to the engine."""
-
-    def __init__(self, **values: Any) -> None:
-        self.__dict__.update(values)
+__all__ = ["Workload", "WorkloadState"]
 
 
 class Workload:
@@ -33,7 +29,7 @@ class Workload:
         self.vcpus: frozenset[int] = frozenset(range(self.nvcpus))
         self.tick_ns = 0
         self.nohz = True
-        self.state = WorkloadState()
+        self.state: Any = WorkloadState()  # Any: each workload keeps its own attributes in it
 
     def attach(self, k: GuestKernel) -> None:
         """Register task handlers and queue the first actions (at t=0, after boot)."""

@@ -1,0 +1,254 @@
+"""`lazytsc run --mode both` at scale: each mode in its own process, with progress.
+
+A run at the seed's scale (tcp_rr_full: ~12.6 M classic exits, tens of millions of events)
+takes minutes per mode; classic and lazy are independent runs of the same scenario, so
+they run side by side, one process each, and only their summaries come back (each log is
+recorded in full in its process, 40 bytes per event). Each run is the same deterministic
+engine run as in one process: the engine runs in slices of simulated time (`run(until_ns)`
+continues exactly where it stopped), so the results and the log digests are the ones a
+sequential run gives -- tests/test_parallel_modes.py checks it.
+
+`format_vs_published` prints the seed's table layout with the published counts beside the
+model's, row by row, absolute counts and shares -- shown by `lazytsc run` when a tcp_rr run
+is at the published scale (its classic exit total within 2x of the seed's).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_mod
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from .scenario import Scenario
+
+SLICES = 200  # progress updates per run (slices of simulated time)
+PARALLEL_MIN_NS = 1_000_000_000  # auto: parallel from 1 s of simulated time (spawning costs ~0.3 s)
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    summary: dict[str, Any]
+    report: dict[str, Any] | None  # the workload's figures (transactions); None: no workload
+    events: int
+    digest: str  # EventLog.digest() of the whole log
+    cpu_s: float  # CPU time of the run in its process
+    wall_s: float
+
+
+Progress = Callable[[str, int, int, int], None]  # (mode, simulated ns, of ns, events)
+
+
+def run_mode(scenario: Scenario, mode: str, progress: Progress | None = None) -> ModeResult:
+    """One mode, to the end, in slices of simulated time (progress after each)."""
+    from .engine import Engine
+
+    wall, cpu = time.monotonic(), time.process_time()
+    engine = Engine(scenario, mode)
+    end = engine.duration
+    step = max(1, end // SLICES)
+    until = 0
+    while not engine.done:
+        until += step
+        engine.run(until_ns=until)
+        if progress is not None:
+            progress(mode, min(engine.now, end), end, len(engine.log))
+    summary = engine.summary()
+    report = engine.workload.report() if engine.workload is not None else None
+    return ModeResult(mode, summary, report, len(engine.log), engine.log.digest(), time.process_time() - cpu, time.monotonic() - wall)
+
+
+def _worker(scenario: Scenario, mode: str, out: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
+    last = [0.0]
+
+    def progress(m: str, now: int, end: int, events: int) -> None:
+        t = time.monotonic()
+        if t - last[0] >= 0.25 or now >= end:
+            last[0] = t
+            out.put(("progress", m, now, end, events))
+
+    try:
+        out.put(("done", mode, run_mode(scenario, mode, progress)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which re-raises
+        out.put(("error", mode, f"{type(exc).__name__}: {exc}"))
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver where there is one (never forks a process with threads), else spawn."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["lazytsc.engine", "lazytsc.workloads", "lazytsc.parallel_modes"])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def run_parallel(scenario: Scenario, modes: Sequence[str], progress: Progress | None = None) -> dict[str, ModeResult]:
+    """Every mode in its own process at once; results keyed by mode, in `modes` order."""
+    ctx = _context()
+    out = ctx.Queue()
+    procs = {mode: ctx.Process(target=_worker, args=(scenario, mode, out), name=f"lazytsc-{mode}") for mode in modes}
+    results: dict[str, ModeResult] = {}
+    try:
+        for p in procs.values():
+            p.start()
+        while len(results) < len(modes):
+            try:
+                msg = out.get(timeout=0.5)
+            except queue_mod.Empty:
+                dead = [m for m, p in procs.items() if m not in results and not p.is_alive() and p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"the {dead[0]} run's process died (exit code {procs[dead[0]].exitcode})") from None
+                continue
+            if msg[0] == "progress" and progress is not None:
+                progress(*msg[1:])
+            elif msg[0] == "done":
+                results[msg[1]] = msg[2]
+            elif msg[0] == "error":
+                raise RuntimeError(f"the {msg[1]} run failed: {msg[2]}")
+        for p in procs.values():
+            p.join()
+    finally:
+        for p in procs.values():
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    return {mode: results[mode] for mode in modes}
+
+
+def run_sequential(scenario: Scenario, modes: Sequence[str], progress: Progress | None = None) -> dict[str, ModeResult]:
+    return {mode: run_mode(scenario, mode, progress) for mode in modes}
+
+
+def run_summaries(scenario: Scenario, modes: Sequence[str], jobs: int | None = None) -> dict[str, ModeResult]:
+    """What `lazytsc run` runs: in parallel processes (progress on stderr) when `jobs` > 1,
+    or by default for long runs on several cores; else one mode after the other, here."""
+    parallel = default_parallel(scenario, modes) if jobs is None else jobs > 1 and len(modes) > 1
+    if not parallel:
+        return run_sequential(scenario, modes)
+    progress = ModesProgress(modes)
+    try:
+        return run_parallel(scenario, modes, progress)
+    finally:
+        progress.finish()
+
+
+def default_parallel(scenario: Scenario, modes: Sequence[str]) -> bool:
+    """Parallel pays for its start-up when there are several modes, cores and long runs."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return len(modes) > 1 and cores > 1 and scenario.run.duration_ns >= PARALLEL_MIN_NS
+
+
+class ModesProgress:
+    """`classic 42% (16.9 of 40.3 s simulated, 27.5 M events)  lazy 47% ...` on stderr.
+
+    On a terminal one line rewritten in place; elsewhere a line at every quarter."""
+
+    def __init__(self, modes: Sequence[str], stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
+        self.state = {m: (0, 1, 0) for m in modes}
+        self.start = time.monotonic()
+        self.width = 0
+        self.quarter = {m: 0 for m in modes}
+
+    def __call__(self, mode: str, now: int, end: int, events: int) -> None:
+        self.state[mode] = (now, end, events)
+        if self.tty:
+            text = self.line()
+            self.stream.write("\r" + text.ljust(self.width))
+            self.width = max(self.width, len(text))
+            self.stream.flush()
+            return
+        q = 4 * now // max(end, 1)
+        if q > self.quarter[mode]:
+            self.quarter[mode] = q
+            print(f"{mode}: {25 * q}% ({now / 1e9:.1f} of {end / 1e9:.1f} s simulated, {events:,} events, {time.monotonic() - self.start:.0f} s)", file=self.stream, flush=True)
+
+    def line(self) -> str:
+        parts = [f"{m} {100 * now // max(end, 1)}% ({now / 1e9:.1f} of {end / 1e9:.1f} s, {events / 1e6:.1f} M events)" for m, (now, end, events) in self.state.items()]
+        return "  ".join(parts) + f"  elapsed {time.monotonic() - self.start:.0f} s"
+
+    def finish(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
+# ---- the seed's own numbers beside the model's ---------------------------------------------------
+SEED_ROWS = (
+    ("total", "exits.total"),
+    ("intr", "exits.by_reason.intr"),
+    ("halt", "exits.by_reason.halt"),
+    ("msr-write", "exits.by_reason.msr-write"),
+    ("preemption-timer", "exits.by_reason.preemption-timer"),
+    ("msr-write: apic-icr", "exits.msr_write.apic-icr"),
+    ("msr-write: tsc-deadline", "exits.msr_write.tsc-deadline"),
+)
+# what each row's share is of (the seed's table: reasons of all exits, subs of msr-write)
+SHARE_OF = {"exits.total": None, "exits.msr_write.apic-icr": "exits.by_reason.msr-write", "exits.msr_write.tsc-deadline": "exits.by_reason.msr-write"}
+
+
+def _figure(summary: dict[str, Any], path: str) -> int | None:
+    node: Any = summary
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return int(node)
+
+
+def published_for(variant: str) -> dict[str, dict[str, int]]:
+    from .sensitivity import PUBLISHED
+
+    return PUBLISHED.get(variant, PUBLISHED["v2"])
+
+
+def at_published_scale(summaries: dict[str, dict[str, Any]], workload_kind: str | None, variant: str) -> bool:
+    """A tcp_rr run whose classic exit total is within 2x of the published one."""
+    if workload_kind != "tcp_rr" or "classic" not in summaries:
+        return False
+    ours = _figure(summaries["classic"], "exits.total") or 0
+    theirs = published_for(variant)["classic"]["exits.total"]
+    return theirs / 2 <= ours <= theirs * 2
+
+
+def format_vs_published(summaries: dict[str, dict[str, Any]], variant: str = "v2") -> str:
+    """The seed's rows; per mode the model's count (share) and the published count (share)."""
+    published = published_for(variant)
+    source = "seed" if variant == "v2" else variant.upper()
+    modes = [m for m in ("classic", "lazy") if m in summaries]
+    header = ["VM exits"]
+    for m in modes:
+        header += [m, f"{source} {m}"]
+    rows = [header]
+    for label, path in SEED_ROWS:
+        of = SHARE_OF.get(path, "exits.total")
+        cells = [label]
+        for m in modes:
+            for values in (summaries[m], None):
+                if values is None:
+                    count = published[m].get(path)
+                    whole = published[m].get(of) if of else None
+                else:
+                    count = _figure(values, path)
+                    whole = _figure(values, of) if of else None
+                if count is None:
+                    cells.append("n/a")
+                elif of is None:
+                    cells.append(f"{count:,}")
+                else:  # shares truncated, as the seed's table prints them (79%, not 80%)
+                    cells.append(f"{count:,} ({100 * count // whole}%)" if whole else f"{count:,}")
+        rows.append(cells)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join([rows[0][0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(rows[0][1:], widths[1:], strict=True)])]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows[1:]:
+        lines.append("  ".join([r[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(r[1:], widths[1:], strict=True)]))
+    return "\n".join(lines)
