@@ -204,3 +204,44 @@ class Condition:
 
     def __repr__(self) -> str:
         return f"Condition({self.text!r})"
+
+
+class Expression:
+    """A parsed arithmetic expression: call it with a mapping of names to numbers.
+
+    The same grammar as a Condition, but the call returns the value itself (integer
+    arithmetic: `/` floors, as the C code the conformance cases translate does).
+    Names are looked up in the mapping when called; a ZeroDivisionError propagates.
+    """
+
+    __slots__ = ("text", "_fn", "names")
+    MAX_CHARS = 1000
+    MAX_DEPTH = 32  # nested parentheses: the parser recurses once per level
+
+    def __init__(self, text: str, known_roots: Iterable[str] | None = None) -> None:
+        if len(text) > self.MAX_CHARS:
+            raise ExprError(f"at most {self.MAX_CHARS} characters (got {len(text)})", self.MAX_CHARS + 1)
+        depth = 0
+        for col, ch in enumerate(text, start=1):
+            depth += (ch == "(") - (ch == ")")
+            if depth > self.MAX_DEPTH:
+                raise ExprError(f"at most {self.MAX_DEPTH} nested parentheses", col)
+        parser = _Parser(text, None)
+        try:
+            self._fn = parser.parse()
+        except RecursionError:
+            raise ExprError("nested too deeply", 1) from None
+        self.text = text
+        self.names = frozenset(parser.used)
+        if known_roots is not None:
+            roots = frozenset(known_roots)
+            for name in sorted(self.names):
+                if name.split(".")[0] not in roots:
+                    col = text.find(name) + 1
+                    raise ExprError(f"unknown name {name!r} (a path starting with one of: {', '.join(sorted(roots))})", col)
+
+    def __call__(self, env: Mapping[str, Any]) -> Any:
+        return self._fn(env)
+
+    def __repr__(self) -> str:
+        return f"Expression({self.text!r})"

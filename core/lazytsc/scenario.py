@@ -17,7 +17,7 @@ from typing import Any
 
 from .atomic import atomic_write_text
 from .config import HOST_SPECS, VCPU_SPECS, HostConfig, RunConfig, Spec, VcpuConfig
-from .expr import Condition, ExprError
+from .expr import Condition, ExprError, Expression
 from .script import (
     COMMON_FIELDS,
     LAPIC_FIELDS,
@@ -98,9 +98,10 @@ class Expectation:
     line: int = 0
     minus: str = ""
     sequence: tuple[int, ...] | None = None
+    expr: Expression | None = None
 
     def describe(self) -> str:
-        label = self.name or self.what + (f" / {self.of}" if self.of else "")
+        label = self.name or (self.expr.text if self.expr else self.what) + (f" / {self.of}" if self.of else "")
         return f"{self.mode}.{label}" if self.mode and not self.name else label
 
 
@@ -346,6 +347,14 @@ EXPECT_SPECS: tuple[Spec, ...] = (
     Spec("of", "str", "", "Divide by this path's value (e.g. `exits.total`): checks a share."),
     Spec("minus", "str", "", "Subtract this path's value first (e.g. `reads.t1`): checks a difference."),
     Spec("sequence", "ints", None, "Expected list of integers, compared element by element (e.g. `irq.vcpu0.order`)."),
+    Spec(
+        "expr",
+        "str",
+        "",
+        "Instead of `what`: integer arithmetic over result paths, e.g. `(reads.t2 - reads.t1) * 1000 / (reads.t4 - reads.t3)` "
+        "or `reads.lvr & 0xff`: + - * / % and the bitwise and/or operators; `/` floors like C's integer division. "
+        "A path containing `-` can only be checked with `what`.",
+    ),
     Spec("equals", "float", None, "Expected value."),
     Spec("min", "float", None, "Lowest accepted value."),
     Spec("max", "float", None, "Highest accepted value."),
@@ -651,10 +660,23 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
         if not isinstance(entry, dict):
             continue
         what = values.get("what", "")
-        if not what:
+        expr = None
+        if "expr" in values:
+            if what:
+                c.error(path + ("expr",), "either `what` or `expr`, not both")
+                continue
+            if values.get("sequence") is not None:
+                c.error(path + ("expr",), "a number (`sequence` needs a `what` path)")
+                continue
+            try:
+                expr = Expression(values["expr"], [r for r in _EXPECT_ROOTS if r != "reduction"])
+            except ExprError as exc:
+                c.error(path + ("expr",), f"a valid expression: {exc}")
+                continue
+        elif not what:
             c.error(path, "a `what` path naming the checked value")
             continue
-        if what.split(".")[0] not in _EXPECT_ROOTS:
+        elif what.split(".")[0] not in _EXPECT_ROOTS:
             c.error(path + ("what",), f"a path starting with one of {', '.join(_EXPECT_ROOTS)} (got {what!r})")
             continue
         if not any(k in values for k in ("equals", "min", "max", "sequence")):
@@ -674,6 +696,7 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
                 line=c.line(path),
                 minus=values.get("minus", ""),
                 sequence=values.get("sequence"),
+                expr=expr,
             )
         )
     return out
