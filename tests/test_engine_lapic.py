@@ -500,3 +500,27 @@ def test_guest_write_at_the_delivery_instant_is_never_spurious(mode):
     e = run(body, mode)
     assert events(e, "spurious") == []
     assert times(e, "guest_timer_irq")[-1] == 210_000
+
+
+# ---- reset quirks ---------------------------------------------------------------------------
+def test_bsp_lint0_is_extint_after_reset_and_keeps_its_bits_when_masked():
+    """kvm_lapic_reset(): with KVM_X86_QUIRK_LINT0_REENABLED (default on) the BSP's LINT0 is
+    `SET_APIC_DELIVERY_MODE(0, APIC_MODE_EXTINT)` = 0x700, unmasked; an AP's is masked. A SPIV
+    software disable then ORs APIC_LVT_MASKED into the old value (0x10700), and INIT resets it
+    to 0x700 again."""
+    body = """
+vcpus = 2
+duration = "100us"
+[defaults]
+boot = "reset"
+""" + script(
+        dict(at="1us", op="read", reg="lvt0", label="bsp"),
+        dict(at="1us", vcpu=1, op="read", reg="lvt0", label="ap"),
+        dict(at="2us", op="write", reg="spiv", value=0x1FF),
+        dict(at="3us", op="write", reg="spiv", value=0xFF),
+        dict(at="4us", op="read", reg="lvt0", label="bsp_masked"),
+        dict(at="5us", op="reset"),
+        dict(at="6us", op="read", reg="lvt0", label="bsp_init"),
+    )
+    e = run(body, "classic")
+    assert e.reads == {"bsp": 0x700, "ap": 0x10000, "bsp_masked": 0x10700, "bsp_init": 0x700}
