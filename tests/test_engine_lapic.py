@@ -524,3 +524,30 @@ boot = "reset"
     )
     e = run(body, "classic")
     assert e.reads == {"bsp": 0x700, "ap": 0x10000, "bsp_masked": 0x10700, "bsp_init": 0x700}
+
+
+def test_xapic_page_reads_all_ones_and_drops_writes_while_hardware_disabled():
+    """apic_mmio_read()/apic_mmio_write(): with IA32_APIC_BASE.EN clear and
+    KVM_X86_QUIRK_LAPIC_MMIO_HOLE (default on) a read fills 0xff and a write is dropped --
+    and an MMIO store never faults. Re-enabling shows the registers as they were."""
+    body = """
+duration = "100us"
+[defaults]
+boot = "reset"
+x2apic = false
+""" + script(
+        dict(at="1us", op="write", reg="spiv", value=0x1FF),
+        dict(at="2us", op="wrmsr", msr=0x1B, value=0xFEE00100),  # EN clear
+        dict(at="3us", op="read", reg="lvtt", label="lvtt_off"),
+        dict(at="3us", op="read", reg="spiv", label="spiv_off"),
+        dict(at="4us", op="write", reg="spiv", value=0xFF, label="spiv_write"),
+        dict(at="4us", op="write", reg="tmcct", value=1, label="ro_write"),
+        dict(at="5us", op="wrmsr", msr=0x1B, value=0xFEE00900),  # EN set again
+        dict(at="6us", op="read", reg="spiv", label="spiv_on"),
+        dict(at="7us", op="write", reg="tmcct", value=1, label="ro_write_on"),
+    )
+    e = run(body, "classic")
+    assert e.reads["lvtt_off"] == 0xFFFFFFFF
+    assert e.reads["spiv_off"] == 0xFFFFFFFF
+    assert e.reads["spiv_on"] == 0x1FF  # the dropped write changed nothing
+    assert e.script.faults == {}  # neither the dropped nor the read-only store faults

@@ -150,7 +150,7 @@ class GuestCpu:
         if self.apic.s[vid].x2apic:
             ok = self.host.x2apic_msr_write(vid, x2apic_msr(offset), value)
         else:
-            ok = self.host.lapic_reg_write(vid, offset, value)
+            ok = self.host.mmio_write(vid, offset, value)
         self._track_intent(vid, offset)
         return ok
 
@@ -159,7 +159,7 @@ class GuestCpu:
         if self.apic.s[vid].x2apic:
             value = self.host.x2apic_msr_read(vid, x2apic_msr(offset))
         else:
-            value = self.host.lapic_reg_read(vid, offset)
+            value = self.host.mmio_read(vid, offset)
         result = 0 if value is None else value
         self.sched.ev(vid, Kind.LAPIC_READ, exit_reason, a=x2apic_msr(offset), b=result)
         if exit_reason != Exit.NONE:
