@@ -551,3 +551,25 @@ x2apic = false
     assert e.reads["spiv_off"] == 0xFFFFFFFF
     assert e.reads["spiv_on"] == 0x1FF  # the dropped write changed nothing
     assert e.script.faults == {}  # neither the dropped nor the read-only store faults
+
+
+def test_x2apic_rdmsr_of_write_only_registers_and_msrs_outside_x2apic_mode_fault():
+    """kvm_x2apic_msr_read() -> kvm_lapic_msr_read() -> kvm_lapic_reg_read() returns 1 (#GP)
+    for a register kvm_lapic_readable_reg_mask() leaves out: EOI (0x80b), SELF IPI (0x83f);
+    kvm_x2apic_msr_read()/_write() return 1 for any x2APIC MSR while the APIC is in xAPIC mode."""
+    body = """
+duration = "100us"
+[defaults]
+boot = "reset"
+""" + script(
+        dict(at="1us", op="rdmsr", msr=0x80B, label="eoi"),
+        dict(at="1us", op="rdmsr", msr=0x83F, label="self_ipi"),
+        dict(at="1us", op="rdmsr", msr=0x803, label="lvr"),
+        dict(at="2us", op="wrmsr", msr=0x1B, value=0xFEE00100),  # disabled
+        dict(at="3us", op="wrmsr", msr=0x1B, value=0xFEE00900),  # xAPIC
+        dict(at="4us", op="rdmsr", msr=0x803, label="lvr_xapic"),
+        dict(at="4us", op="wrmsr", msr=0x808, value=0, label="tpr_xapic"),
+    )
+    e = run(body, "classic")
+    assert e.script.faults == {"eoi": 13, "self_ipi": 13, "lvr_xapic": 13, "tpr_xapic": 13}
+    assert e.reads["lvr"] == 0x50014
