@@ -573,3 +573,32 @@ boot = "reset"
     e = run(body, "classic")
     assert e.script.faults == {"eoi": 13, "self_ipi": 13, "lvr_xapic": 13, "tpr_xapic": 13}
     assert e.reads["lvr"] == 0x50014
+
+
+@pytest.mark.parametrize("backend", ["hv", "sw"])
+def test_tdcr_change_after_oneshot_expiry_refires_at_once(backend):
+    """kvm_lapic_reg_write(APIC_TDCR): the divide count changed and `period` is still set, so
+    update_target_expiration() sets `target_expiration = now` (remaining 0) and
+    restart_apic_timer() -> start_sw_period() (no TSC deadline left for the hv timer) reads a
+    later ktime_get(): `ktime_after(now, target)` holds and apic_timer_expired(apic, false)
+    injects at once (APICv) -- the expired one-shot fires again at the TDCR write, without an
+    hrtimer and without an extra exit."""
+    body = f"""
+duration = "100us"
+[defaults]
+boot = "reset"
+timer_backend = "{backend}"
+""" + script(
+        *ENABLE,
+        dict(at="3us", op="write", reg="lvtt", value=ONESHOT),
+        dict(at="4us", op="write", reg="tmict", value=1000),
+        dict(at="20us", op="write", reg="tdcr", value=0xA),  # divide by 128
+    )
+    e = run(body, "classic")
+    irqs = times(e, "guest_timer_irq")
+    assert len(irqs) == 2
+    assert irqs[1] == 20_000 + EXIT_COST  # taken at the TDCR write's re-entry
+    expired = events(e, "timer_expired")
+    assert expired[-1].time == 20_000  # expired at the write, not an hrtimer later
+    assert all(t < 20_000 for t in times(e, "timer_fire"))
+    assert all(t < 20_000 for t in times(e, "timer_arm"))
