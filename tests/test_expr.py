@@ -120,3 +120,10 @@ def test_names_used_are_recorded():
 def test_no_name_check_without_a_name_list():
     c = Condition("anything == 2")
     assert c({"anything": 2}) is True
+
+
+@pytest.mark.parametrize("text", ["(" * 40 + "1" + ")" * 40, "-" * 990 + "1", "1 + " * 300 + "1"])
+def test_deep_or_long_conditions_are_parse_errors_not_crashes(text):
+    """Files never crash the parser: nesting and length are bounded (ExprError, not RecursionError)."""
+    with pytest.raises(ExprError):
+        Condition(text)

@@ -82,6 +82,7 @@ class _Parser:
         self.i = 0
         self.names = names
         self.used: set[str] = set()
+        self.fn: Evaluator = lambda env: None
 
     def peek(self) -> tuple[str, str, int]:
         return self.tokens[self.i]
@@ -185,14 +186,35 @@ class _Parser:
         raise ExprError(f"unexpected {value!r}", col)
 
 
+MAX_CHARS = 1000
+MAX_DEPTH = 32  # nested parentheses: the parser recurses once per level
+
+
+def _parse_bounded(text: str, names: frozenset[str] | None) -> _Parser:
+    """Parse with the size bounds every expression in a file gets (no RecursionError escapes)."""
+    if len(text) > MAX_CHARS:
+        raise ExprError(f"at most {MAX_CHARS} characters (got {len(text)})", MAX_CHARS + 1)
+    depth = 0
+    for col, ch in enumerate(text, start=1):
+        depth += (ch == "(") - (ch == ")")
+        if depth > MAX_DEPTH:
+            raise ExprError(f"at most {MAX_DEPTH} nested parentheses", col)
+    parser = _Parser(text, names)
+    try:
+        parser.fn = parser.parse()
+    except RecursionError:
+        raise ExprError("nested too deeply", 1) from None
+    return parser
+
+
 class Condition:
     """A parsed condition: call it with a mapping of names to values."""
 
     __slots__ = ("text", "_fn", "names")
 
     def __init__(self, text: str, known_names: Iterable[str] | None = None) -> None:
-        parser = _Parser(text, frozenset(known_names) if known_names is not None else None)
-        self._fn = parser.parse()
+        parser = _parse_bounded(text, frozenset(known_names) if known_names is not None else None)
+        self._fn = parser.fn
         self.text = text
         self.names = frozenset(parser.used)
 
@@ -215,22 +237,10 @@ class Expression:
     """
 
     __slots__ = ("text", "_fn", "names")
-    MAX_CHARS = 1000
-    MAX_DEPTH = 32  # nested parentheses: the parser recurses once per level
 
     def __init__(self, text: str, known_roots: Iterable[str] | None = None) -> None:
-        if len(text) > self.MAX_CHARS:
-            raise ExprError(f"at most {self.MAX_CHARS} characters (got {len(text)})", self.MAX_CHARS + 1)
-        depth = 0
-        for col, ch in enumerate(text, start=1):
-            depth += (ch == "(") - (ch == ")")
-            if depth > self.MAX_DEPTH:
-                raise ExprError(f"at most {self.MAX_DEPTH} nested parentheses", col)
-        parser = _Parser(text, None)
-        try:
-            self._fn = parser.parse()
-        except RecursionError:
-            raise ExprError("nested too deeply", 1) from None
+        parser = _parse_bounded(text, None)
+        self._fn = parser.fn
         self.text = text
         self.names = frozenset(parser.used)
         if known_roots is not None:
