@@ -329,6 +329,29 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
         match = re.search(r"line (\d+)", str(exc))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         return None, [ScenarioError(filename, int(match.group(1)) if match else 0, "", f"valid TOML ({msg})")]
+    return check_scenario_data(data, filename, text)
+
+
+def scenario_from_data(data: dict[str, Any], filename: str = "<scenario>", text: str | None = None) -> Scenario:
+    """A Scenario from an already-parsed TOML tree (e.g. with `--set key=value` overrides applied).
+
+    `text`, when given, is the TOML the tree came from: errors then carry line numbers
+    and the Scenario keeps it. Raises the first ScenarioError.
+    """
+    scenario, errors = check_scenario_data(data, filename, text)
+    if errors:
+        raise errors[0]
+    assert scenario is not None
+    return scenario
+
+
+def check_scenario_data(
+    data: dict[str, Any], filename: str = "<scenario>", text: str | None = None
+) -> tuple[Scenario | None, list[ScenarioError]]:
+    """Validate a parsed TOML tree; returns (scenario or None, every error found)."""
+    text = text or ""
+    if not isinstance(data, dict):
+        return None, [ScenarioError(filename, 0, "", f"a TOML table at the top level (got {_type_name(data)})")]
     c = _Checker(filename, text)
     top_names = {s.name for s in TOP_SPECS}
     c.unknown_keys((), data, top_names | TABLE_KEYS)
