@@ -11,15 +11,18 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import tomledit, tomlscan
 from .atomic import atomic_write_text
 from .config import HOST_SPECS, VCPU_SPECS, HostConfig, RunConfig, Spec, VcpuConfig
 from .expr import Condition, ExprError
 from .script import COMMON_FIELDS, OPS, READABLE_REGS, WRITABLE_REGS, ScriptOp
 from .taxonomy import EXIT_BY_NAME, KIND_BY_NAME
+from .tomledit import TomlEditError  # noqa: F401 - re-exported for callers of with_*
 from .units import parse_duration
 
 FORMAT = 1
@@ -105,53 +108,13 @@ class Scenario:
 
 
 # ---- locating keys in the TOML text --------------------------------------------------------
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
-_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
-_INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
-
-
 def locate_keys(text: str) -> dict[tuple, int]:
-    """Map key paths like ("script", 3, "at") to 1-based line numbers (best effort).
+    """Map key paths like ("script", 3, "at") to 1-based line numbers.
 
-    tomllib gives values but no positions; a line scan that follows table headers,
-    array-of-table indices and `key =` lines is enough for error messages.
+    tomllib gives values but no positions; lazytsc.tomlscan follows the TOML lexical
+    rules (multi-line strings and arrays, inline tables, array-of-tables indices).
     """
-    where: dict[tuple, int] = {}
-    counts: dict[tuple, int] = {}
-    table: tuple = ()
-    in_multiline: str | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw
-        if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        header = _HEADER.match(line)
-        if header and not _KEYLINE.match(line):
-            names = tuple(part.strip().strip("\"'") for part in header.group(2).split("."))
-            if header.group(1) == "[[":
-                index = counts.get(names, 0)
-                counts[names] = index + 1
-                table = names + (index,)
-            else:
-                table = names
-            where.setdefault(table, lineno)
-            continue
-        key = _KEYLINE.match(line)
-        if key:
-            path = table + tuple(p.strip().strip("\"'") for p in key.group(1).split("."))
-            where.setdefault(path, lineno)
-            rest = line[key.end():]
-            if rest.strip().startswith("{"):
-                for inner in _INLINE_KEY.finditer(rest):
-                    where.setdefault(path + (inner.group(1),), lineno)
-            for quote in ('"""', "'''"):
-                if rest.count(quote) % 2 == 1:
-                    in_multiline = quote
-    return where
+    return tomlscan.locate(text)
 
 
 class _Checker:
@@ -650,22 +613,30 @@ def save_scenario_text(path: str | os.PathLike, text: str, validate: bool = True
     return scenario
 
 
-_BOOKMARK_BLOCK = re.compile(r"(?ms)^\[\[bookmark\]\]\s*\n(?:(?!^\[).*\n?)*")
+BOOKMARK_KEYS = ("name", "at", "event", "note")
+BREAKPOINT_KEYS = ("name", "kind", "exit", "vcpu", "condition", "enabled")
 
 
-def with_bookmarks(text: str, bookmarks: list[Bookmark]) -> str:
-    """Replace the `[[bookmark]]` blocks of a scenario text, keeping everything else as written."""
-    body = _BOOKMARK_BLOCK.sub("", text).rstrip() + "\n"
-    for bm in bookmarks:
-        body += f'\n[[bookmark]]\nname = {_toml_str(bm.name)}\n'
-        if bm.event is not None:
-            body += f"event = {bm.event}\n"
-        body += f"at = {bm.at}\n"
-        if bm.note:
-            body += f"note = {_toml_str(bm.note)}\n"
-    return body
+def with_bookmarks(text: str, bookmarks: Sequence[Bookmark]) -> str:
+    """The scenario text with its `[[bookmark]]` tables replaced by `bookmarks`.
+
+    Everything else stays byte for byte (lazytsc.tomledit); unchanged bookmarks keep
+    their text and comments. Raises TomlEditError when `text` is not valid TOML.
+    """
+    entries = [{"name": b.name, "at": b.at, "event": b.event, "note": b.note} for b in bookmarks]
+    return tomledit.replace_array(
+        text, "bookmark", entries, BOOKMARK_KEYS, defaults={"note": ""}, normalize={"at": parse_duration}
+    )
 
 
-def _toml_str(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+def with_breakpoints(text: str, breakpoints: Sequence[BreakpointSpec]) -> str:
+    """The scenario text with its `[[breakpoint]]` tables replaced by `breakpoints`.
+
+    Same guarantees as `with_bookmarks`: only changed breakpoints are rewritten.
+    """
+    entries = [
+        {"name": b.name, "kind": b.kind, "exit": b.exit, "vcpu": b.vcpu, "condition": b.condition, "enabled": b.enabled}
+        for b in breakpoints
+    ]
+    defaults = {"name": "", "kind": "", "exit": "", "condition": "", "enabled": True}
+    return tomledit.replace_array(text, "breakpoint", entries, BREAKPOINT_KEYS, defaults=defaults)
