@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .engine import Engine, EngineState
-from .expr import Condition
+from .expr import INT, Condition, FieldType, enum_type
 from .scenario import BreakpointSpec, Scenario
 from .snapshot import Snapshot
 from .taxonomy import EXIT_BY_NAME, EXIT_NAMES, KIND_BY_NAME, KIND_NAMES, MSR_SUB_NAMES
@@ -47,7 +47,15 @@ _STATE_GETTERS: dict[str, Callable[[Engine, Vcpu], Any]] = {
     "latched": lambda e, v: int(v.latched),
     "requested": lambda e, v: int(v.req_lazy),
 }
-CONDITION_NAMES: frozenset[str] = frozenset(_EVENT_FIELDS) | frozenset(_STATE_GETTERS)
+# The typed schema conditions are checked against (lazytsc.expr): integers, and four
+# names compared with 'strings' that must be one of their values.
+_ENUM_FIELDS: dict[str, FieldType] = {
+    "kind": enum_type(KIND_NAMES.values(), "event kind"),
+    "exit": enum_type(["", *EXIT_NAMES.values()], "exit reason"),
+    "sub": enum_type(["", *MSR_SUB_NAMES.values()], "MSR"),
+    "mode": enum_type(MODE_NAMES.values(), "timer mode"),
+}
+CONDITION_NAMES: dict[str, FieldType] = {name: _ENUM_FIELDS.get(name, INT) for name in (*_EVENT_FIELDS, *_STATE_GETTERS)}
 
 
 class Breakpoint:
