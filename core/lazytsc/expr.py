@@ -324,7 +324,9 @@ def _check_equality(left: _Node, right: _Node, op: str, col: int) -> None:
         if literal.value not in name.enum.values:
             hint = suggest(literal.value, name.enum.values)
             shown = "" if hint else f" (one of: {', '.join(repr(v) for v in sorted(name.enum.values) if v)})"
-            raise ExprError(f"{literal.value!r} is not a {name.enum.label} name{hint}{shown}", literal.col)
+            label = name.enum.label
+            article = "an" if label[:1] in "aeiou" else "a"
+            raise ExprError(f"{literal.value!r} is not {article} {label} name{hint}{shown}", literal.col)
         return
     raise ExprError(f"`{op}` compares {_describe(left)} with {_describe(right)}", col)
 

@@ -8,6 +8,8 @@ conditions go through lazytsc.expr, never `eval`.
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 import re
 import tomllib
@@ -20,6 +22,8 @@ from . import tomledit, tomlscan
 from .atomic import atomic_write_text
 from .config import HOST_SPECS, VCPU_SPECS, HostConfig, RunConfig, Spec, VcpuConfig
 from .expr import Condition, ExprError
+from .quoting import escape_controls, quote_path
+from .safeio import RefusedFile, read_scenario_bytes
 from .script import COMMON_FIELDS, OPS, READABLE_REGS, WRITABLE_REGS, ScriptOp
 from .taxonomy import EXIT_BY_NAME, KIND_BY_NAME
 from .tomledit import TomlEditError  # noqa: F401 - re-exported for callers of with_*
@@ -45,8 +49,12 @@ class ScenarioError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.expected}" if self.field else f"{where}: {self.expected}"
+        # names and values come from the file: escape them so the message stays one line
+        # and cannot drive the terminal (newlines, ANSI escapes in file names or keys)
+        name = quote_path(self.file)
+        where = f"{name}:{self.line}" if self.line else name
+        expected = escape_controls(self.expected)
+        return f"{where}: {escape_controls(self.field)}: {expected}" if self.field else f"{where}: {expected}"
 
 
 @dataclass(frozen=True)
@@ -120,9 +128,9 @@ def locate_keys(text: str) -> dict[tuple, int]:
 class _Checker:
     """Validates the parsed TOML tree, collecting errors with their lines."""
 
-    def __init__(self, filename: str, text: str) -> None:
+    def __init__(self, filename: str, positions: dict[tuple, int]) -> None:
         self.file = filename
-        self.where = locate_keys(text)
+        self.where = positions
         self.errors: list[ScenarioError] = []
 
     def line(self, path: tuple) -> int:
@@ -159,6 +167,13 @@ class _Checker:
             if not isinstance(raw, int | float) or isinstance(raw, bool):
                 self.error(path, f"a number (got {_type_name(raw)})")
                 return None
+            try:
+                finite = math.isfinite(float(raw))
+            except OverflowError:
+                finite = False
+            if not finite:
+                self.error(path, f"a finite number of magnitude below 1.8e308 (got {_short_repr(raw)})")
+                return None
             value = raw
         elif kind == "bool":
             if not isinstance(raw, bool):
@@ -166,7 +181,7 @@ class _Checker:
                 return None
             return raw
         elif kind == "choice":
-            if raw not in spec.choices:
+            if not isinstance(raw, str) or raw not in spec.choices:
                 self.error(path, f"one of {', '.join(repr(c) for c in spec.choices)} (got {raw!r})")
                 return None
             return raw
@@ -224,7 +239,15 @@ def _type_name(value: Any) -> str:
         return "an array"
     if isinstance(value, dict):
         return "a table"
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return "a date/time"
     return type(value).__name__
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    """repr() cut to `limit` characters: a 4,000-digit integer does not fill the message."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 4000 else f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 TOP_SPECS: tuple[Spec, ...] = (
@@ -284,15 +307,41 @@ def parse_scenario(text: str, filename: str = "<scenario>") -> Scenario:
     return scenario
 
 
+# Arrays and inline tables nested deeper than this are refused before tomllib sees
+# them (it recurses, and fails with RecursionError from about 400 levels).
+MAX_TOML_DEPTH = 64
+
+
 def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | None, list[ScenarioError]]:
     """Validate a scenario text; returns (scenario or None, every error found)."""
+    body = text[1:] if text.startswith("\ufeff") else text  # a byte-order mark some editors write
+    info = tomlscan.scan(body)
+    if info.max_depth > MAX_TOML_DEPTH:
+        field_name = _dotted(info.deepest_path)
+        expected = f"values nested at most {MAX_TOML_DEPTH} levels deep (arrays and inline tables)"
+        return None, [ScenarioError(filename, info.deepest_line, field_name, expected)]
+    if info.long_scalars:
+        line, path = info.long_scalars[0]
+        expected = f"a number of at most {tomlscan.LONG_SCALAR:,} characters (an int64 has 19 digits)"
+        return None, [ScenarioError(filename, line, _dotted(path), expected)]
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(body)
     except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        return None, [ScenarioError(filename, int(match.group(1)) if match else 0, "", f"valid TOML ({msg})")]
-    return check_scenario_data(data, filename, text)
+        return None, [_toml_syntax_error(filename, str(exc), info)]
+    except RecursionError:  # pragma: no cover - the depth check above comes first
+        return None, [ScenarioError(filename, info.deepest_line, "", "values nested less deeply")]
+    return _check_data(data, filename, text, info.positions)
+
+
+def _toml_syntax_error(filename: str, message: str, info: tomlscan.Scan) -> ScenarioError:
+    """tomllib's message, with the line where the broken construct starts and its key."""
+    at = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+    line, path = info.where_broken(int(at.group(1)) if at else None)
+    detail = f"{reason} at column {at.group(2)}" if at and line == int(at.group(1)) else reason
+    if not at:
+        detail += " at the end of the file"
+    return ScenarioError(filename, line, _dotted(path) if path else "", f"valid TOML ({detail})")
 
 
 def scenario_from_data(data: dict[str, Any], filename: str = "<scenario>", text: str | None = None) -> Scenario:
@@ -312,10 +361,15 @@ def check_scenario_data(
     data: dict[str, Any], filename: str = "<scenario>", text: str | None = None
 ) -> tuple[Scenario | None, list[ScenarioError]]:
     """Validate a parsed TOML tree; returns (scenario or None, every error found)."""
-    text = text or ""
+    return _check_data(data, filename, text or "", tomlscan.locate(text) if text else {})
+
+
+def _check_data(
+    data: Any, filename: str, text: str, positions: dict[tuple, int]
+) -> tuple[Scenario | None, list[ScenarioError]]:
     if not isinstance(data, dict):
         return None, [ScenarioError(filename, 0, "", f"a TOML table at the top level (got {_type_name(data)})")]
-    c = _Checker(filename, text)
+    c = _Checker(filename, positions)
     top_names = {s.name for s in TOP_SPECS}
     c.unknown_keys((), data, top_names | TABLE_KEYS)
     top = {}
@@ -392,7 +446,7 @@ def _check_workload(c: _Checker, raw: Any, nvcpus: int) -> tuple[str, dict[str, 
         c.error(("workload",), "a table [workload] with `kind`")
         return None
     kind = raw.get("kind")
-    if kind not in WORKLOADS:
+    if not isinstance(kind, str) or kind not in WORKLOADS:
         c.error(("workload", "kind"), f"one of {', '.join(repr(k) for k in WORKLOADS)} (got {kind!r})")
         return None
     cls = WORKLOADS[kind]
@@ -438,8 +492,9 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
             c.error(path, "a table with `at` and `op`")
             continue
         op = entry.get("op")
-        if op not in OPS:
-            c.error(path + ("op",), f"one of {', '.join(OPS)} (got {op!r})")
+        if not isinstance(op, str) or op not in OPS:
+            got = "missing" if op is None else f"got {_short_repr(op)}" if isinstance(op, str) else f"got {_type_name(op)}"
+            c.error(path + ("op",), f"one of {', '.join(OPS)} ({got})")
             continue
         op_fields, _doc = OPS[op]
         c.unknown_keys(path, entry, set(COMMON_FIELDS) | set(op_fields))
@@ -450,6 +505,9 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
             at = parse_duration(entry["at"])
         except ValueError as exc:
             c.error(path + ("at",), str(exc))
+            continue
+        if at > MAX_DURATION_NS:
+            c.error(path + ("at",), f"a time of at most {MAX_DURATION_NS} ns (one hour)")
             continue
         if at < last_at:
             c.error(path + ("at",), f"times in order: a time >= {last_at} ns (script[{last_index}].at), got {entry['at']!r}")
@@ -581,16 +639,37 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
 def load_scenario(path: str | os.PathLike) -> Scenario:
     """Read and validate a scenario file; ScenarioError names file, line and field."""
     p = Path(path)
+    return parse_scenario(read_scenario_text(p), str(p))
+
+
+def read_scenario_text(path: str | os.PathLike) -> str:
+    """A scenario file's text: a regular file within the size limit, in UTF-8.
+
+    Raises ScenarioError naming the file (and for bad UTF-8 the line, column and key).
+    """
+    name = os.fspath(path)
     try:
-        raw = p.read_bytes()
+        raw = read_scenario_bytes(path)
+    except RefusedFile as exc:
+        raise ScenarioError(name, 0, "", exc.reason) from None
     except OSError as exc:
-        raise ScenarioError(str(p), 0, "", f"a readable scenario file ({exc.strerror or exc})") from None
+        raise ScenarioError(name, 0, "", f"a readable scenario file ({exc.strerror or exc})") from None
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ScenarioError(str(p), line, "", "UTF-8 text (this looks like a binary file)") from None
-    return parse_scenario(text, str(p))
+        raise _utf8_error(name, raw, exc) from None
+
+
+def _utf8_error(name: str, raw: bytes, exc: UnicodeDecodeError) -> ScenarioError:
+    line = raw[: exc.start].count(b"\n") + 1
+    line_start = raw.rfind(b"\n", 0, exc.start) + 1
+    column = len(raw[line_start : exc.start].decode("utf-8", "replace")) + 1
+    byte = raw[exc.start]
+    binary = b"\x00" in raw[:4096]
+    hint = "; this looks like a binary file" if binary else ""
+    # the key on that line, when the text around it can be followed
+    path = tomlscan.scan(raw.decode("utf-8", "replace")).where_broken(line)[1]
+    return ScenarioError(name, line, _dotted(path) if path else "", f"UTF-8 text (byte 0x{byte:02x} at column {column}{hint})")
 
 
 def resolve_scenario_path(name: str) -> Path:

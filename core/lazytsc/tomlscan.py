@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+")
 _WS = " \t"
+LONG_SCALAR = 1_000  # no TOML number or date is this long; tomllib's int() fails beyond 4,300 digits
 _SCALAR = re.compile(r"[^ \t\r\n,\]}#]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
 _TIME_AFTER_DATE = re.compile(r" \d{2}:\d{2}")
@@ -53,6 +54,10 @@ class Scan:
     max_depth: int = 0  # deepest nesting of arrays/inline tables
     deepest_line: int = 0  # 1-based line where max_depth was first reached
     deepest_path: Path = ()
+    # statements the scanner could not follow: (1-based start line, key path or None)
+    failures: list[tuple[int, Path | None]] = field(default_factory=list)
+    # bare values (numbers) longer than LONG_SCALAR characters: (1-based line, key path)
+    long_scalars: list[tuple[int, Path]] = field(default_factory=list)
     line_starts: list[int] = field(default_factory=list)
 
     def line_of_offset(self, offset: int) -> int:
@@ -67,6 +72,32 @@ class Scan:
             if st.start_line <= lineno - 1 <= st.end_line:
                 return st
         return None
+
+    def where_broken(self, lineno: int | None) -> tuple[int, Path | None]:
+        """Line and key path to report for a TOML syntax error at `lineno` (None: at the end).
+
+        A construct left open (an array, a string) is reported where it starts; an error
+        inside a statement the scanner followed names that statement's key.
+        """
+        if lineno is None:
+            if self.failures:
+                return self.failures[-1]
+            last = self.statements[-1] if self.statements else None
+            return (last.start_line + 1, last.path) if last else (max(1, len(self.line_starts)), None)
+        for line, path in reversed(self.failures):
+            if line == lineno:
+                return line, path
+        st = self.statement_at_line(lineno)
+        if st is not None:
+            return lineno, st.path
+        for line, path in reversed(self.failures):
+            if line < lineno:
+                return lineno, path if path is not None and self._within_failure(line, lineno) else None
+        return lineno, None
+
+    def _within_failure(self, start: int, lineno: int) -> bool:
+        """No statement starts between a failed statement's first line and `lineno`."""
+        return not any(start - 1 < st.start_line <= lineno - 1 for st in self.statements)
 
 
 class _Bad(Exception):
@@ -86,6 +117,7 @@ class _Scanner:
         self.out.line_starts = starts
         self.table: Path = ()
         self.array_counts: dict[Path, int] = {}
+        self.current: Path | None = None  # key path of the statement being scanned
 
     # ---- low-level lexing ------------------------------------------------------------------
     def _lineno(self, offset: int) -> int:
@@ -191,7 +223,7 @@ class _Scanner:
             else:
                 return tuple(parts)
 
-    def scalar(self) -> None:
+    def scalar(self, path: Path) -> None:
         """A number, boolean, date or other bare value: up to a delimiter."""
         text = self.text
         start = self.pos
@@ -199,6 +231,8 @@ class _Scanner:
         if not m:
             raise _Bad("expected a value")
         self.pos = m.end()
+        if self.pos - start > LONG_SCALAR:
+            self.out.long_scalars.append((self._lineno(start) + 1, path))
         if _DATE.match(text, start, self.pos) and _TIME_AFTER_DATE.match(text, self.pos):
             m = _SCALAR.match(text, self.pos + 1)
             self.pos = m.end() if m else self.pos + 1
@@ -207,7 +241,7 @@ class _Scanner:
         if depth > self.out.max_depth:
             self.out.max_depth = depth
             self.out.deepest_line = self._lineno(self.pos) + 1
-            self.out.deepest_path = path
+            self.out.deepest_path = self.current if self.current is not None else path
 
     # ---- values (iterative: an explicit stack of open arrays / inline tables) ---------------
     def value(self, path: Path) -> None:
@@ -250,7 +284,7 @@ class _Scanner:
                         value_path = self.inline_key(value_path)
                         continue
                 else:
-                    self.scalar()
+                    self.scalar(value_path)
                 expect_value = False
             # after a value: close containers or move to the next element / key
             if not stack:
@@ -322,6 +356,7 @@ class _Scanner:
             is_array = text.startswith("[[", self.pos)
             self.pos += 2 if is_array else 1
             names = self.dotted_key()
+            self.current = names
             self.skip_ws()
             close = "]]" if is_array else "]"
             if not text.startswith(close, self.pos):
@@ -345,6 +380,7 @@ class _Scanner:
             self.end_of_statement()
             return
         keys = self.dotted_key()
+        self.current = self.table + keys
         self.skip_ws()
         if not text.startswith("=", self.pos):
             raise _Bad("expected '=' after a key")
@@ -377,9 +413,11 @@ class _Scanner:
                 self.skip_newline()
                 continue
             line_before = self._lineno(self.pos)
+            self.current = None
             try:
                 self.statement()
             except _Bad:
+                self.out.failures.append((line_before + 1, self.current))
                 # resynchronise: continue at the line after the one where scanning failed
                 line = max(line_before, self._lineno(min(self.pos, self.n - 1)) if self.n else 0)
                 starts = self.out.line_starts
