@@ -107,15 +107,16 @@ def check_output_path(path: str) -> None:
     name = quote_path(path)
     try:
         target = resolve_target(path)
-    except OSError as exc:
-        raise CliError(f"{name}: a writable output file ({exc.strerror or exc})") from None
-    if target.is_dir():
-        raise CliError(f"{name}: a file name for the output (this is a directory)")
-    parent = target.parent
-    if not parent.is_dir():
-        raise CliError(f"{name}: an output file in an existing directory ({quote_path(parent)} does not exist)")
-    if not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
-        raise CliError(f"{name}: a writable output file (cannot create files in {quote_path(parent)})")
+        if target.is_dir():
+            raise CliError(f"{name}: a file name for the output (this is a directory)")
+        parent = target.parent
+        if not parent.is_dir():
+            raise CliError(f"{name}: an output file in an existing directory ({quote_path(parent)} does not exist)")
+        if not os.path.lexists(target) and not os.access(parent, os.W_OK | os.X_OK):
+            raise CliError(f"{name}: a writable output file (cannot create files in {quote_path(parent)})")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CliError(f"{name}: a writable output file ({reason})") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -652,6 +652,8 @@ def read_scenario_text(path: str | os.PathLike) -> str:
         raw = read_scenario_bytes(path)
     except RefusedFile as exc:
         raise ScenarioError(name, 0, "", exc.reason) from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise ScenarioError(name, 0, "", f"a file name without NUL bytes ({exc})") from None
     except OSError as exc:
         raise ScenarioError(name, 0, "", f"a readable scenario file ({exc.strerror or exc})") from None
     try:
@@ -675,7 +677,11 @@ def _utf8_error(name: str, raw: bytes, exc: UnicodeDecodeError) -> ScenarioError
 def resolve_scenario_path(name: str) -> Path:
     """A path, or the name of a built-in scenario (`tcp_rr`)."""
     p = Path(name)
-    if p.exists() or p.suffix == ".toml" or os.sep in name:
+    try:
+        exists = os.path.lexists(p)
+    except (OSError, ValueError):  # an odd name (NUL byte): the loader reports it
+        exists = True
+    if exists or p.suffix == ".toml" or os.sep in name:
         return p
     from .resources import builtin_scenarios
 
