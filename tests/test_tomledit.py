@@ -182,3 +182,19 @@ def test_invalid_text_is_refused_not_damaged():
         with_bookmarks("format = 1\n[[bookmark\n", [Bookmark("x", 1)])
     with pytest.raises(TomlEditError):
         replace_array("bookmark = 3\n", "bookmark", [{"name": "x"}], ("name",))
+
+
+def test_bookmark_without_time_round_trips():
+    """Found by fuzzing: a bookmark written without `at` was rewritten with `at = 0`."""
+    text = 'format = 1\n\n[[bookmark]]\nname = ""\n'
+    assert with_bookmarks(text, parse_scenario(text).bookmarks) == text
+
+
+@pytest.mark.parametrize("sep", ["\x85", "\u2028", "\u2029"])
+def test_unicode_line_separators_inside_strings_are_not_line_ends(sep):
+    """Found by fuzzing: str.splitlines() also splits at U+0085 and friends, which a TOML
+    string may hold; the editor then cut entries in the wrong place."""
+    text = f'[[bookmark]]\nname = "a{sep}b"\nnote = ""'
+    assert with_bookmarks(text, []) == ""
+    out = with_bookmarks(text, [Bookmark(f"a{sep}b", 0), Bookmark("z", 1)])
+    assert out.startswith(text) and tomllib.loads(out)["bookmark"][1]["name"] == "z"

@@ -134,14 +134,17 @@ class _Checker:
         self.errors: list[ScenarioError] = []
 
     def line(self, path: tuple) -> int:
+        """The line of `path`, else of its nearest written parent, else 1 (the root table)."""
         for end in range(len(path), 0, -1):
             found = self.where.get(path[:end])
             if found:
                 return found
-        return 0
+        return 1 if self.where else 0
 
-    def error(self, path: tuple, expected: str) -> None:
-        self.errors.append(ScenarioError(self.file, self.line(path), _dotted(path), expected))
+    def error(self, path: tuple, expected: str, at: tuple | None = None) -> None:
+        """Record an error about `path`, shown at the line of `at` when `path` is not written."""
+        line = self.where.get(path) or (self.line(at) if at is not None else self.line(path))
+        self.errors.append(ScenarioError(self.file, line, _dotted(path), expected))
 
     def unknown_keys(self, path: tuple, table: dict, allowed: set[str] | dict) -> None:
         for key in table:
@@ -457,7 +460,7 @@ def _check_workload(c: _Checker, raw: Any, nvcpus: int) -> tuple[str, dict[str, 
             if value >= nvcpus:
                 c.error(("workload", key), f"a vCPU index below vcpus = {nvcpus} (got {value})")
     if kind == "tcp_rr" and nvcpus < 2:
-        c.error(("vcpus",), "at least 2 vCPUs for workload tcp_rr")
+        c.error(("vcpus",), "at least 2 vCPUs for workload tcp_rr", at=("workload", "kind"))
     return kind, params
 
 
@@ -710,7 +713,7 @@ def with_bookmarks(text: str, bookmarks: Sequence[Bookmark]) -> str:
     """
     entries = [{"name": b.name, "at": b.at, "event": b.event, "note": b.note} for b in bookmarks]
     return tomledit.replace_array(
-        text, "bookmark", entries, BOOKMARK_KEYS, defaults={"note": ""}, normalize={"at": parse_duration}
+        text, "bookmark", entries, BOOKMARK_KEYS, defaults={"at": 0, "note": ""}, normalize={"at": parse_duration}
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -78,6 +79,15 @@ def toml_value(value: Any) -> str:
 
 
 # ---- the edit ---------------------------------------------------------------------------
+_LINE = re.compile(r"[^\n]*\n|[^\n]+\Z")
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines with their endings, split at "\n" only (TOML's newline; `str.splitlines` also
+    splits at U+0085, U+2028 and others, which TOML strings may hold)."""
+    return _LINE.findall(text)
+
+
 Normalizer = Callable[[Any], Any]
 
 
@@ -161,7 +171,7 @@ def replace_array(
     if not isinstance(old_values, list) or not all(isinstance(v, dict) for v in old_values):
         raise TomlEditError(f"`{name}` is not an array of tables")
     newline = "\r\n" if text.count("\r\n") * 2 > text.count("\n") else "\n"
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text)
     info = scan(text)
     blocks, inline = _find_array(info.statements, name, len(old_values))
     new_entries = [dict(e) for e in entries]

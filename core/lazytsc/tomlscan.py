@@ -27,13 +27,15 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
 _TIME_AFTER_DATE = re.compile(r" \d{2}:\d{2}")
 
 Path = tuple  # of str keys and int array indices
+_BLANK_LINES = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)+")
+_TRACK_DEPTH = 100  # positions are recorded this deep; deeper nesting is only measured
 
 
 @dataclass
 class Statement:
     """One top-level statement: a `[table]`/`[[array]]` header or a `key = value` line(s).
 
-    Lines are 0-based indices into `text.splitlines(keepends=True)`; `end_line` is
+    Lines are 0-based indices of the text's lines split at "\n"; `end_line` is
     inclusive. Offsets are into the text. For a key/value, `value_start:value_end`
     is the value itself (a trailing comment is outside it).
     """
@@ -257,7 +259,8 @@ class _Scanner:
                 if self.pos >= self.n:
                     raise _Bad("expected a value")
                 ch = self.text[self.pos]
-                positions.setdefault(value_path, self._lineno(self.pos) + 1)
+                if len(stack) < _TRACK_DEPTH:
+                    positions.setdefault(value_path, self._lineno(self.pos) + 1)
                 if ch in "\"'":
                     self.string()
                 elif ch == "[":
@@ -269,7 +272,7 @@ class _Scanner:
                         self.pos += 1
                         stack.pop()
                     else:
-                        value_path = value_path + (0,)
+                        value_path = value_path + (0,) if len(stack) < _TRACK_DEPTH else value_path
                         stack[-1][2] = 1
                         continue
                 elif ch == "{":
@@ -281,7 +284,7 @@ class _Scanner:
                         self.pos += 1
                         stack.pop()
                     else:
-                        value_path = self.inline_key(value_path)
+                        value_path = self.inline_key(value_path, len(stack) < _TRACK_DEPTH)
                         continue
                 else:
                     self.scalar(value_path)
@@ -302,7 +305,7 @@ class _Scanner:
                         self.pos += 1
                         stack.pop()
                         continue
-                    value_path = top[1] + (top[2],)
+                    value_path = top[1] + (top[2],) if len(stack) < _TRACK_DEPTH else top[1]
                     top[2] += 1
                     expect_value = True
                 elif ch == "]":
@@ -317,7 +320,7 @@ class _Scanner:
                 ch = self.text[self.pos]
                 if ch == ",":
                     self.pos += 1
-                    value_path = self.inline_key(top[1])
+                    value_path = self.inline_key(top[1], len(stack) < _TRACK_DEPTH)
                     expect_value = True
                 elif ch == "}":
                     self.pos += 1
@@ -325,7 +328,7 @@ class _Scanner:
                 else:
                     raise _Bad("expected ',' or '}' in an inline table")
 
-    def inline_key(self, table_path: Path) -> Path:
+    def inline_key(self, table_path: Path, track: bool = True) -> Path:
         """`key =` inside an inline table; returns the key's full path (pos after '=')."""
         start = self.pos
         keys = self.dotted_key()
@@ -333,6 +336,8 @@ class _Scanner:
         if not self.text.startswith("=", self.pos):
             raise _Bad("expected '=' after a key")
         self.pos += 1
+        if not track:
+            return table_path
         full = table_path + keys
         for end in range(len(table_path) + 1, len(full) + 1):
             self.out.positions.setdefault(full[:end], self._lineno(start) + 1)
@@ -405,6 +410,10 @@ class _Scanner:
     def run(self) -> Scan:
         text = self.text
         while self.pos < self.n:
+            blank = _BLANK_LINES.match(text, self.pos)  # many comment/blank lines in one step
+            if blank and blank.end() > self.pos:
+                self.pos = blank.end()
+                continue
             self.skip_ws()
             self.skip_comment()
             if self.pos >= self.n:
