@@ -70,6 +70,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._context_time = 0.0
         self.last_error = ""
         self.loaded = False
+        self.sweep_view = None  # the parameter-sweep window, made on first use
 
         self._build_central()
         self._build_docks()
@@ -173,6 +174,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.a_prev_haz = self._act("Previous ha&zard", lambda: self.goto_hazard(-1), "Ctrl+[", "Jump to the previous hazard event")
         self.a_add_bp = self._act("Add &breakpoint on selected event", self.breakpoints_panel.add_from_selection, "Ctrl+F9")
         self.a_compare = self._act("&Compare classic vs lazy", self.show_compare, "Ctrl+Shift+C", "Run both modes side by side with the exit tables diffed")
+        self.a_sweep = self._act("Parameter s&weep…", self.show_sweep, None, "Run the scenario over combinations of settings and plot any figure")
 
         self.a_fit = self._act("Zoom to &fit", self.timeline.zoom_to_fit, ["Ctrl+0", "Home"], "Show the whole run", SP.SP_TitleBarMaxButton)
         self.a_zoom_in = self._act("Zoom &in", lambda: self.timeline.zoom(2.0), ["Ctrl+=", "Ctrl++"], "Zoom in (around the cursor)")
@@ -238,6 +240,7 @@ class MainWindow(QtWidgets.QMainWindow):
             mode_menu.addAction(a)
             self.a_modes[m] = a
         r.addAction(self.a_compare)
+        r.addAction(self.a_sweep)
         self.bookmarks_menu = mb.addMenu("&Bookmarks")
         v = mb.addMenu("&View")
         t = v.addMenu("&Theme")
@@ -652,6 +655,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.controller.pause()
         self.runner.wait(10_000)
+        if self.sweep_view is not None:
+            self.sweep_view.close()
         if self.persist:
             if self.tabs.currentWidget() is self.compare:
                 self.tabs.setCurrentWidget(self.timeline)  # save the debugger layout
@@ -673,6 +678,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_mode_widgets(mode)
         if changed and isinstance(self.controller.doc, RunDocument) and self.scenario is not None:
             self.controller.load_scenario(self.scenario, mode, keep_time=True)
+
+    def show_sweep(self) -> None:
+        from .sweep_view import SweepView
+
+        if self.sweep_view is None:
+            self.sweep_view = SweepView(lambda: self.scenario, self)
+        self.sweep_view.set_scenario(self.scenario)
+        self.sweep_view.show()
+        self.sweep_view.raise_()
+        self.sweep_view.activateWindow()
 
     def show_compare(self) -> None:
         self.tabs.setCurrentWidget(self.compare)

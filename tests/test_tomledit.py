@@ -198,3 +198,9 @@ def test_unicode_line_separators_inside_strings_are_not_line_ends(sep):
     assert with_bookmarks(text, []) == ""
     out = with_bookmarks(text, [Bookmark(f"a{sep}b", 0), Bookmark("z", 1)])
     assert out.startswith(text) and tomllib.loads(out)["bookmark"][1]["name"] == "z"
+
+
+def test_byte_order_mark_is_kept_outside_the_edit():
+    text = '\ufeffformat = 1\n'
+    out = with_bookmarks(text, [Bookmark("x", 1)])
+    assert out.startswith("\ufeffformat = 1\n") and parse_scenario(out).bookmarks == [Bookmark("x", 1)]

@@ -5,6 +5,7 @@
     lazytsc trace FILE [--json] [--what-if lazy]
     lazytsc list
     lazytsc events SCENARIO [--mode M] [--format csv|json] [-o FILE] [--max-events N]
+    lazytsc sweep SCENARIO --set key=v1,v2,... [--mode M] [--jobs N] [--json|--csv]
 
 Bad input exits 2 with one line `lazytsc: error: FILE:LINE: field: what was expected`
 (file names and values with control characters escaped). Runs stop at an event limit
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write to this file (atomically) instead of stdout")
     _add_limit(p)
     p.set_defaults(func=cmd_events)
+    from .sweep_cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     try:
         from .traces.cli import add_trace_parser, run_trace
     except ImportError:

@@ -15,38 +15,15 @@ from typing import Any
 
 from .engine import Engine, EngineState
 from .expr import INT, Condition, FieldType, enum_type
+from .observe import FIELD_TYPES, STATE_GETTERS
 from .scenario import BreakpointSpec, Scenario
 from .snapshot import Snapshot
 from .taxonomy import EXIT_BY_NAME, EXIT_NAMES, KIND_BY_NAME, KIND_NAMES, MSR_SUB_NAMES
-from .vcpu import LVT_MASKED, MODE_NAMES, Vcpu
+from .vcpu import MODE_NAMES
 
 # Names a breakpoint condition may use: the event's columns, then the state of the
 # event's vCPU after the step that logged it.
 _EVENT_FIELDS = ("index", "time", "vcpu", "kind", "exit", "sub", "a", "b", "parent")
-_STATE_GETTERS: dict[str, Callable[[Engine, Vcpu], Any]] = {
-    "pending": lambda e, v: v.page_pending,
-    "armed": lambda e, v: v.page_armed,
-    "cached_armed": lambda e, v: v.cached_armed,
-    "now": lambda e, v: v.tsc(e.now),
-    "tsc": lambda e, v: v.tsc(e.now),
-    "now_ns": lambda e, v: e.now,
-    "lvtt": lambda e, v: v.lvtt,
-    "masked": lambda e, v: int(bool(v.lvtt & LVT_MASKED)),
-    "mode": lambda e, v: MODE_NAMES[v.timer_mode],
-    "tmict": lambda e, v: v.tmict,
-    "tmcct": lambda e, v: e.apic_get_tmcct(v),
-    "tdcr": lambda e, v: v.tdcr,
-    "tsc_deadline": lambda e, v: e.get_tscdeadline_msr(v),
-    "timer_armed": lambda e, v: int(v.timer_active),
-    "halted": lambda e, v: int(v.blocked),
-    "idle": lambda e, v: int(v.guest_idle),
-    "wanted": lambda e, v: v.wanted,
-    "pv_msr": lambda e, v: v.msr_val,
-    "mapped": lambda e, v: int(v.mapped),
-    "registered": lambda e, v: int(v.pv_registered),
-    "latched": lambda e, v: int(v.latched),
-    "requested": lambda e, v: int(v.req_lazy),
-}
 # The typed schema conditions are checked against (lazytsc.expr): integers, and four
 # names compared with 'strings' that must be one of their values.
 _ENUM_FIELDS: dict[str, FieldType] = {
@@ -55,7 +32,10 @@ _ENUM_FIELDS: dict[str, FieldType] = {
     "sub": enum_type(["", *MSR_SUB_NAMES.values()], "MSR"),
     "mode": enum_type(MODE_NAMES.values(), "timer mode"),
 }
-CONDITION_NAMES: dict[str, FieldType] = {name: _ENUM_FIELDS.get(name, INT) for name in (*_EVENT_FIELDS, *_STATE_GETTERS)}
+CONDITION_NAMES: dict[str, FieldType] = {
+    name: _ENUM_FIELDS.get(name, INT if FIELD_TYPES.get(name, "int") == "int" else _ENUM_FIELDS["mode"])
+    for name in (*_EVENT_FIELDS, *STATE_GETTERS)
+}
 
 
 class Breakpoint:
@@ -127,8 +107,8 @@ def _env(engine: Engine, index: int, names: frozenset[str]) -> dict[str, Any]:
     }
     v = engine.vcpus[ev.vcpu] if 0 <= ev.vcpu < len(engine.vcpus) else None
     for name in names:
-        if name in _STATE_GETTERS:
-            env[name] = _STATE_GETTERS[name](engine, v) if v is not None else 0
+        if name in STATE_GETTERS:
+            env[name] = STATE_GETTERS[name](engine, v) if v is not None else 0
     return env
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .eventlog import EventLog
 from .guest import GuestMixin
 from .lapic import LapicMixin
+from .observe import STATE_GETTERS
 from .pvhost import LazyHostMixin
 from .script import ScriptMixin, ScriptOp
 from .snapshot import Snapshot, take_snapshot
@@ -77,6 +78,8 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
         self.root = -1
         self.cause_in = -1
         self.reads: dict[str, int] = {}
+        self.probe_index = -1
+        self.probe_callback: Callable[[Engine], None] | None = None
         self.script: list[ScriptOp] = list(scenario.script)
         self.vcpus = [Vcpu(i, cfg, run.seed) for i, cfg in enumerate(run.vcpus)]
         self.handlers: list[Callable[[Vcpu | None, Any], None]] = []
@@ -140,7 +143,29 @@ class Engine(LapicMixin, LazyHostMixin, GuestMixin, ScriptMixin):
         rows.extend((self.now, (vcpu + 1) | (kind << 16) | ((exit_reason + 1) << 32) | ((sub + 1) << 40), a, b, parent))
         if exit_reason >= 0:
             self.vcpus[vcpu].penalty_ns += self.exit_cost
+        if idx == self.probe_index:
+            self._fire_probe()
         return idx
+
+    def probe_event(self, index: int, callback: Callable[[Engine], None] | None) -> None:
+        """Call `callback(engine)` once, right after event `index` is logged (None disarms).
+
+        Why: an action can log several events, but the debugger steps one *event* at a time;
+        replaying the action with a probe shows the state as of that event.
+        """
+        self.probe_index = index if callback is not None else -1
+        self.probe_callback = callback
+
+    def _fire_probe(self) -> None:
+        callback = self.probe_callback
+        self.probe_index = -1
+        self.probe_callback = None
+        if callback is not None:
+            callback(self)
+
+    def observe(self, vcpu: int, name: str) -> Any:
+        """The named state value (observe.STATE_GETTERS) of one vCPU, now."""
+        return STATE_GETTERS[name](self, self.vcpus[vcpu])
 
     @property
     def cause(self) -> int:

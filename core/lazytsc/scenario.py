@@ -660,9 +660,10 @@ def read_scenario_text(path: str | os.PathLike) -> str:
     except OSError as exc:
         raise ScenarioError(name, 0, "", f"a readable scenario file ({exc.strerror or exc})") from None
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _utf8_error(name, raw, exc) from None
+    return text[1:] if text.startswith("\ufeff") else text  # TOML has no byte-order mark
 
 
 def _utf8_error(name: str, raw: bytes, exc: UnicodeDecodeError) -> ScenarioError:

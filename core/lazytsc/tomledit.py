@@ -160,6 +160,8 @@ def replace_array(
     `normalize[key]` maps a stored value to a comparable one (`"250us"` -> 250000),
     so an entry written by hand is not rewritten just because its spelling differs.
     """
+    if text.startswith("\ufeff"):  # a byte-order mark stays where it is, outside the edit
+        return "\ufeff" + replace_array(text[1:], name, entries, key_order, defaults, normalize)
     spec = _Spec(defaults or {}, normalize or {})
     try:
         data = tomllib.loads(text)
