@@ -47,7 +47,7 @@ def evaluate(cond: Condition, env: dict) -> bool:
     return result
 
 
-@fuzz_settings(AREA, small=300)
+@fuzz_settings(AREA, small=200)
 @given(condition_tokens(), env_values())
 def test_token_soup(text, env):
     cond = parse(text)
@@ -118,7 +118,7 @@ def names_in(tree) -> set[str]:
     return set().union(*(names_in(t) for t in tree[1:] if isinstance(t, tuple)))
 
 
-@fuzz_settings(AREA, small=200)
+@fuzz_settings(AREA, small=100)
 @given(condition_tree(), st.data())
 def test_trees_agree_with_a_reference_evaluator(tree, data):
     cond = parse(render(tree))

@@ -78,13 +78,13 @@ def test_random_text(text):
     assert_clean(text)
 
 
-@fuzz_settings(AREA, small=250)
+@fuzz_settings(AREA, small=150)
 @given(mutated_builtin())
 def test_mutated_builtin_scenarios(text):
     assert_clean(text, run=True)
 
 
-@fuzz_settings(AREA, small=120)
+@fuzz_settings(AREA, small=60)
 @given(generated_scenario())
 def test_scenarios_generated_from_the_specs(text):
     assert_clean(text, run=True)
