@@ -318,7 +318,7 @@ MAX_TOML_DEPTH = 64
 def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | None, list[ScenarioError]]:
     """Validate a scenario text; returns (scenario or None, every error found)."""
     body = text[1:] if text.startswith("\ufeff") else text  # a byte-order mark some editors write
-    info = tomlscan.scan(body)
+    info = tomlscan.scan(body, keep_statements=False)
     if info.max_depth > MAX_TOML_DEPTH:
         field_name = _dotted(info.deepest_path)
         expected = f"values nested at most {MAX_TOML_DEPTH} levels deep (arrays and inline tables)"
@@ -330,7 +330,7 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
     try:
         data = tomllib.loads(body)
     except tomllib.TOMLDecodeError as exc:
-        return None, [_toml_syntax_error(filename, str(exc), info)]
+        return None, [_toml_syntax_error(filename, str(exc), tomlscan.scan(body))]
     except RecursionError:  # pragma: no cover - the depth check above comes first
         return None, [ScenarioError(filename, info.deepest_line, "", "values nested less deeply")]
     return _check_data(data, filename, text, info.positions)

@@ -27,11 +27,20 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}$")
 _TIME_AFTER_DATE = re.compile(r" \d{2}:\d{2}")
 
 Path = tuple  # of str keys and int array indices
+# One-line statements with a bare key and a value that cannot nest or span lines; the
+# value is group 2. A `"""` or `'''` value fails the end-of-line check and takes the slow path.
+_SIMPLE_KEYVAL = re.compile(
+    r"""[ \t]*([A-Za-z0-9_\-]+)[ \t]*=[ \t]*("(?:[^"\\\n\r]|\\[^\n\r])*"|'[^'\n\r]*'|[^ \t\r\n,\]}#\[{"']+)"""
+    r"[ \t]*(?:#[^\n]*)?(?:\r?\n|\Z)"
+)
+_SIMPLE_HEADER = re.compile(
+    r"[ \t]*(\[\[?)[ \t]*([A-Za-z0-9_\-]+(?:[ \t]*\.[ \t]*[A-Za-z0-9_\-]+)*)[ \t]*(\]\]?)[ \t]*(?:#[^\n]*)?(?:\r?\n|\Z)"
+)
 _BLANK_LINES = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)+")
 _TRACK_DEPTH = 100  # positions are recorded this deep; deeper nesting is only measured
 
 
-@dataclass
+@dataclass(slots=True)
 class Statement:
     """One top-level statement: a `[table]`/`[[array]]` header or a `key = value` line(s).
 
@@ -107,8 +116,10 @@ class _Bad(Exception):
 
 
 class _Scanner:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, keep_statements: bool = True, fast: bool = True) -> None:
         self.text = text
+        self.keep = keep_statements
+        self.fast = fast  # False: every statement through the general path (tests compare both)
         self.n = len(text)
         self.pos = 0
         self.line = 0  # 0-based current line
@@ -401,6 +412,45 @@ class _Scanner:
         self.out.statements.append(st)
         self.end_of_statement()
 
+    def simple_statement(self, line: int) -> bool:
+        """Fast path for the common one-line `key = value` and `[header]` (no nesting, no
+        multi-line strings); anything else goes through `statement`."""
+        text = self.text
+        m = _SIMPLE_KEYVAL.match(text, self.pos)
+        if m:
+            full = self.table + (m.group(1),)
+            if m.end(2) - m.start(2) > LONG_SCALAR and text[m.start(2)] not in "\"'":
+                self.out.long_scalars.append((line + 1, full))
+            positions = self.out.positions
+            if full not in positions:
+                positions[full] = line + 1
+            if self.keep:
+                self.out.statements.append(Statement("keyval", (m.group(1),), full, line, line, m.start(2), m.end(2)))
+            self.pos = m.end()
+            return True
+        m = _SIMPLE_HEADER.match(text, self.pos)
+        if m:
+            is_array = m.group(1) == "[["
+            if is_array != (m.group(3) == "]]"):
+                return False
+            names = tuple(part.strip() for part in m.group(2).split("."))
+            self.current = names
+            if is_array:
+                base = self.resolve(names[:-1]) + (names[-1],)
+                index = self.array_counts.get(base, 0)
+                self.array_counts[base] = index + 1
+                path = base + (index,)
+                self.out.positions.setdefault(base, line + 1)
+            else:
+                path = self.resolve(names)
+            self.table = path
+            for end in range(1, len(path) + 1):
+                self.out.positions.setdefault(path[:end], line + 1)
+            self.out.statements.append(Statement("array" if is_array else "table", names, path, line, line))
+            self.pos = m.end()
+            return True
+        return False
+
     def end_of_statement(self) -> None:
         self.skip_ws()
         self.skip_comment()
@@ -422,6 +472,8 @@ class _Scanner:
                 self.skip_newline()
                 continue
             line_before = self._lineno(self.pos)
+            if self.fast and self.simple_statement(line_before):
+                continue
             self.current = None
             try:
                 self.statement()
@@ -438,14 +490,18 @@ class _Scanner:
         return self.out
 
 
-def scan(text: str) -> Scan:
-    """Statements, key positions and nesting depth of a TOML text (best effort, never raises)."""
-    return _Scanner(text).run()
+def scan(text: str, keep_statements: bool = True) -> Scan:
+    """Statements, key positions and nesting depth of a TOML text (best effort, never raises).
+
+    `keep_statements=False` skips the list of one-line key/value statements (positions,
+    depth and failures are still complete): faster when only lines are wanted.
+    """
+    return _Scanner(text, keep_statements).run()
 
 
 def locate(text: str) -> dict[Path, int]:
     """Map every key path (with array indices) to its 1-based line."""
-    return scan(text).positions
+    return scan(text, keep_statements=False).positions
 
 
 def dotted(path: Path) -> str:

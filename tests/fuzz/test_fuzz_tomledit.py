@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import tomllib
 
-from fuzz_strategies import strings
+from fuzz_strategies import mutated_builtin, strings
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from lazytsc.scenario import Bookmark, BreakpointSpec, with_bookmarks, with_breakpoints
@@ -188,3 +188,26 @@ def test_breakpoints_edit_keeps_everything_else(doc, data):
     old = as_breakpoints(tomllib.loads(text))
     new = data.draw(variation(old, new_breakpoint))
     check(text, others, "breakpoint", old, new, with_breakpoints)
+
+
+# ---- the scanner's one-line fast path against its general path --------------------------------------
+def _scan_both(text: str):
+    from lazytsc.tomlscan import _Scanner
+
+    fast, slow = _Scanner(text).run(), _Scanner(text, fast=False).run()
+    shape = lambda sc: [(s.kind, s.keys, s.path, s.start_line, s.end_line, s.value_start, s.value_end) for s in sc.statements]  # noqa: E731
+    assert fast.positions == slow.positions
+    assert shape(fast) == shape(slow)
+    assert (fast.max_depth, fast.failures, fast.long_scalars) == (slow.max_depth, slow.failures, slow.long_scalars)
+
+
+@fuzz_settings(AREA, small=100)
+@given(st.one_of(document(bookmark_entry()).map(lambda d: d[0]), mutated_builtin(), st.text(max_size=200)))
+def test_scanner_fast_path_agrees_with_the_general_path(text):
+    try:
+        with watchdog(area=AREA):
+            _scan_both(text)
+    except AssertionError:
+        record(AREA, "data loss")  # a wrong line or key in messages and edits
+        raise
+    record(AREA, "accepted")
