@@ -251,10 +251,21 @@ def test_device_target_is_written_directly(tmp_path):
 def test_fifo_target_is_written_directly(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    reader = subprocess.Popen(["cat", str(fifo)], stdout=subprocess.PIPE)
-    atomic_write_text(fifo, "through the pipe")
-    assert reader.communicate(timeout=30)[0] == b"through the pipe"
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader is waiting
+    try:
+        atomic_write_text(fifo, "through the pipe")
+        assert os.read(reader, 100) == b"through the pipe"
+    finally:
+        os.close(reader)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def test_fifo_without_a_reader_is_an_error_not_a_hang(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError) as info:
+        atomic_write_text(fifo, "nobody listens")
+    assert info.value.errno == errno.ENXIO and "no process is reading" in str(info.value)
 
 
 def test_bytes_and_exact_newlines(tmp_path):

@@ -179,6 +179,20 @@ def _copy_in_place(tmp_fd: int, target: Path, size: int, tmp: Path) -> None:
         os.close(fd)
 
 
+def _open_special(target: Path, mode: int) -> int:
+    flags = os.O_WRONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    if stat.S_ISFIFO(mode):
+        try:
+            fd = os.open(target, flags | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                raise OSError(errno.ENXIO, "no process is reading this FIFO", os.fspath(target)) from None
+            raise
+        os.set_blocking(fd, True)
+        return fd
+    return os.open(target, flags)
+
+
 @contextmanager
 def atomic_open(
     path: str | os.PathLike, newline: str | None = None, binary: bool = False
@@ -192,13 +206,12 @@ def atomic_open(
     if existing is not None and stat.S_ISDIR(existing.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory", os.fspath(path))
     if existing is not None and not stat.S_ISREG(existing.st_mode):
-        # a device or FIFO: write straight into it
-        if binary:
-            with open(target, "wb") as raw:
-                yield raw
-        else:
-            with open(target, "w", encoding="utf-8", newline=newline) as text:
-                yield text
+        # a device or FIFO: write straight into it (a FIFO only when a reader waits, so
+        # that a save never blocks forever)
+        fd = _open_special(target, existing.st_mode)
+        mode = "wb" if binary else "w"
+        with os.fdopen(fd, mode, **({} if binary else {"encoding": "utf-8", "newline": newline})) as handle:
+            yield handle
         return
     directory = target.parent
     remove_stale_temps(target)
