@@ -88,8 +88,23 @@ class Scan:
         """Line and key path to report for a TOML syntax error at `lineno` (None: at the end).
 
         A construct left open (an array, a string) is reported where it starts; an error
-        inside a statement the scanner followed names that statement's key.
+        inside a statement the scanner followed names that statement's key; a line that
+        holds no key names the table it is in.
         """
+        line, path = self._where_broken(lineno)
+        return line, path if path is not None else self.table_at_line(line)
+
+    def table_at_line(self, lineno: int) -> Path | None:
+        """The table (header path) a 1-based line belongs to; None in the root table."""
+        found = None
+        for st in self.statements:
+            if st.start_line >= lineno - 1:
+                break
+            if st.kind != "keyval":
+                found = st.path
+        return found
+
+    def _where_broken(self, lineno: int | None) -> tuple[int, Path | None]:
         if lineno is None:
             if self.failures:
                 return self.failures[-1]
@@ -177,6 +192,7 @@ class _Scanner:
             while True:
                 found = text.find(quote * 3, end)
                 if found < 0:
+                    self.pos = self.n  # the rest of the text is inside the string
                     raise _Bad("unterminated multi-line string")
                 if quote == '"':
                     # a closing quote preceded by an odd run of backslashes is escaped
