@@ -333,3 +333,27 @@ def test_python_dash_m_on_a_fifo(tmp_path):
     os.mkfifo(fifo)
     proc = subprocess.run([sys.executable, "-m", "lazytsc", "check", str(fifo)], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert one_error_line(proc).endswith("a regular file (this is a FIFO (named pipe))")
+
+
+def test_max_rate_64_vcpus_one_hour_is_refused_early(tmp_path, monkeypatch, capsys):
+    """The reproducer: random_reprogram at its highest rate on 64 vCPUs for an hour."""
+    monkeypatch.setattr(runner, "_PROJECT_AFTER_EVENTS", 50_000)
+    path = tmp_path / "maxrate.toml"
+    path.write_text('format = 1\nvcpus = 64\nduration = "3600s"\n[workload]\nkind = "random_reprogram"\nrate_hz = 10000000\n')
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"lazytsc: error: {path}: the classic run would log about ") and err.count("\n") == 1
+    assert "of 3,600 s simulated" in err and "over the limit of 10,000,000 events" in err
+
+
+def test_820k_script_entries_are_refused_by_the_size_limit(tmp_path):
+    """The reproducer: 820 k script entries (a 50 MB file) is refused at once, with the limit."""
+    path = tmp_path / "script.toml"
+    with open(path, "w") as fh:
+        fh.write('format = 1\nduration = "1s"\n')
+        for i in range(820_000):
+            fh.write(f'[[script]]\nat = {i * 1000}\nop = "set_next_event"\ndelta = 100000\n')
+    start = time.monotonic()
+    msg = one_error_line(cli("check", str(path), timeout=60))
+    assert msg.startswith(f"{path}: a file of at most 16 MiB (") and "LAZYTSC_MAX_SCENARIO_MB" in msg
+    assert time.monotonic() - start < 30

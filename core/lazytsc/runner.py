@@ -39,6 +39,8 @@ def format_bytes(n: float) -> str:
 
 
 def format_seconds_sim(ns: int) -> str:
+    if ns >= 1_000_000_000_000:
+        return f"{ns / 1e9:,.0f} s"
     if ns >= 1_000_000_000:
         return f"{ns / 1e9:.3g} s"
     if ns >= 1_000_000:
