@@ -357,3 +357,18 @@ def test_820k_script_entries_are_refused_by_the_size_limit(tmp_path):
     msg = one_error_line(cli("check", str(path), timeout=60))
     assert msg.startswith(f"{path}: a file of at most 16 MiB (") and "LAZYTSC_MAX_SCENARIO_MB" in msg
     assert time.monotonic() - start < 30
+
+
+def test_names_from_the_file_are_escaped_on_stdout(tmp_path, capsys):
+    """A scenario from someone else must not drive the terminal through its name or an
+    expectation's name (`run` and `check` print them)."""
+    path = tmp_path / "evil.toml"
+    path.write_text(
+        'format = 1\nname = "\\u001b]0;owned\\u0007\\u001b[2J"\nduration = "100us"\n'
+        '[[expect]]\nname = "\\u001b[31mred\\nsecond line"\nwhat = "timer.spurious"\nequals = 5\n'
+    )
+    assert main(["run", str(path)]) == 0
+    assert main(["check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;owned\\x07\\x1b[2J" in out and "\\x1b[31mred\\nsecond line: expected 5" in out

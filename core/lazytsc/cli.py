@@ -132,7 +132,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(summaries))
         return 0
-    print(f"{scenario.name}  ({scenario.run.variant}, {len(scenario.run.vcpus)} vCPU, seed {scenario.run.seed})")
+    print(f"{escape_controls(scenario.name)}  ({scenario.run.variant}, {len(scenario.run.vcpus)} vCPU, seed {scenario.run.seed})")
     print(format_seed_table(summaries))
     for mode, e in engines.items():
         if e.workload is not None:
@@ -157,7 +157,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 label = outcome.expectation.describe()
                 if outcome.mode not in ("both",) and not outcome.expectation.mode:
                     label = f"{outcome.mode}.{label}"
-                print(f"{scenario.path}: {label}: expected {outcome.expected}, got {outcome.got}")
+                # names come from the file: escaped, so a scenario cannot drive the terminal
+                print(f"{quote_path(scenario.path)}: {escape_controls(label)}: expected {outcome.expected}, got {outcome.got}")
     print(f"{total - failures} passed, {failures} failed")
     return 1 if failures else 0
 
@@ -167,7 +168,7 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
     for name, path in builtin_scenarios().items():
         scenario = load_scenario(path)
-        print(f"{name:24} {scenario.name}")
+        print(f"{name:24} {escape_controls(scenario.name)}")
     return 0
 
 
