@@ -3,8 +3,8 @@
 A RunDocument runs its scenario once to the end (in a worker thread) so the
 timeline, event list and hazards can show the whole run; the Session then goes
 back to event 0 and keeps every checkpoint, so stepping, jumping and stepping
-back anywhere are cheap. The display log is a copy: the session's own log is
-truncated and regrown by stepping and is never read by widgets while it runs.
+back anywhere are cheap. The display log is the session's own (`Session.log`,
+everything computed; it does not change while the cursor moves), not a copy.
 No Qt here.
 """
 
@@ -74,6 +74,7 @@ class TraceDocument:
     kind: str = "trace"
     mode: str = "recorded"
     variant: str = ""
+    raw: Any = None  # trace_lines.RawLines: the file line behind each event
 
     @property
     def title(self) -> str:
@@ -105,7 +106,7 @@ def build_run(scenario: Scenario, mode: str, job=None) -> RunDocument:
     )
     if result.reason == "cancelled" and job is not None:
         job.check()
-    log = EventLog.from_columns(session.log.columns())
+    log = session.log
     if job is not None:
         job.report(1.0, "building the timeline")
     data = build_timeline_data({n: log.column(n) for n in ("time", "vcpu", "kind", "exit", "a", "b", "parent")}, len(scenario.run.vcpus), [v.tsc_khz for v in scenario.run.vcpus])

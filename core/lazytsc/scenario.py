@@ -24,7 +24,15 @@ from .config import HOST_SPECS, VCPU_SPECS, HostConfig, RunConfig, Spec, VcpuCon
 from .expr import Condition, ExprError
 from .quoting import escape_controls, quote_path
 from .safeio import RefusedFile, read_scenario_bytes
-from .script import COMMON_FIELDS, OPS, READABLE_REGS, WRITABLE_REGS, ScriptOp
+from .script import (
+    COMMON_FIELDS,
+    OPS,
+    READABLE_REGS,
+    RESTORE_STEP_NAMES,
+    SHORTHANDS,
+    WRITABLE_REGS,
+    ScriptOp,
+)
 from .taxonomy import EXIT_BY_NAME, KIND_BY_NAME
 from .tomledit import TomlEditError  # noqa: F401 - re-exported for callers of with_*
 from .units import parse_duration
@@ -193,6 +201,11 @@ class _Checker:
                 self.error(path, f"a string (got {_type_name(raw)})")
                 return None
             return raw
+        elif kind == "steps":
+            if not isinstance(raw, list) or not all(isinstance(x, str) and x in spec.choices for x in raw) or len(set(raw)) != len(raw):
+                self.error(path, f"a list of distinct steps from {', '.join(repr(c) for c in spec.choices)} (got {raw!r})")
+                return None
+            return tuple(raw)
         else:  # pragma: no cover - specs are ours
             raise AssertionError(kind)
         if spec.min is not None and value < spec.min:
@@ -385,9 +398,6 @@ def _check_data(
         c.errors.append(ScenarioError(filename, 1, "format", "`format = 1` (the file format version)"))
     nvcpus = top.get("vcpus", 1)
     defaults = c.table(("defaults",), data.get("defaults", {}), VCPU_SPECS)
-    if defaults.get("pv_gpa", 0) % 64:
-        c.error(("defaults", "pv_gpa"), "a 64-byte aligned guest physical address")
-        defaults.pop("pv_gpa")
     vcpu_cfgs = [VcpuConfig(**defaults) for _ in range(nvcpus)]
     raw_vcpus = data.get("vcpu", [])
     if not isinstance(raw_vcpus, list):
@@ -405,8 +415,6 @@ def _check_data(
         if not isinstance(vid, int) or isinstance(vid, bool) or not 0 <= vid < len(vcpu_cfgs):
             c.error(path + ("id",), f"a vCPU index from 0 to {len(vcpu_cfgs) - 1}")
             continue
-        if values.get("pv_gpa", 0) % 64:
-            c.error(path + ("pv_gpa",), "a 64-byte aligned guest physical address")
         merged = {**vars(vcpu_cfgs[vid]), **values}
         vcpu_cfgs[vid] = VcpuConfig(**merged)
     host = HostConfig(**c.table(("host",), data.get("host", {}), HOST_SPECS))
@@ -471,24 +479,18 @@ _SCRIPT_KIND_SPECS = {
     "str": lambda name: Spec(name, "str", "", ""),
     "reg": lambda name: Spec(name, "choice", "", "", choices=tuple(WRITABLE_REGS)),
     "rreg": lambda name: Spec(name, "choice", "", "", choices=READABLE_REGS),
+    "steps": lambda name: _steps_spec(name),
 }
-_REQUIRED_ONE_OF = {
-    "set_next_event": ("delta", "delta_ticks"),
-    "set_deadline": ("tsc",),
-    "wrmsr_tsc_deadline": ("value", "delta"),
-    "write": ("reg", "value"),
-    "read": ("reg",),
-    "ipi": ("dest",),
-    "hrtimer_start": ("name", "delta"),
-    "hrtimer_cancel": ("name",),
-}
-_REQUIRE_ALL = {"write", "hrtimer_start"}
+def _steps_spec(name: str) -> Spec:
+    return Spec(name, "steps", (), "", choices=RESTORE_STEP_NAMES)
 
 
 def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
+    """Every error of every entry (not only an entry's first), times quoted as written."""
     ops: list[ScriptOp] = []
     last_at = 0
     last_index = -1
+    last_text: Any = 0
     for i, entry in enumerate(_array(c, "script", raw)):
         path = ("script", i)
         if not isinstance(entry, dict):
@@ -499,29 +501,34 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
             got = "missing" if op is None else f"got {_short_repr(op)}" if isinstance(op, str) else f"got {_type_name(op)}"
             c.error(path + ("op",), f"one of {', '.join(OPS)} ({got})")
             continue
-        op_fields, _doc = OPS[op]
+        op_fields, _doc, needed = OPS[op]
         c.unknown_keys(path, entry, set(COMMON_FIELDS) | set(op_fields))
+        valid = True
+        at = last_at
         if "at" not in entry:
             c.error(path, "an `at` time for the operation")
-            continue
-        try:
-            at = parse_duration(entry["at"])
-        except ValueError as exc:
-            c.error(path + ("at",), str(exc))
-            continue
-        if at > MAX_DURATION_NS:
-            c.error(path + ("at",), f"a time of at most {MAX_DURATION_NS} ns (one hour)")
-            continue
-        if at < last_at:
-            c.error(path + ("at",), f"times in order: a time >= {last_at} ns (script[{last_index}].at), got {entry['at']!r}")
-            continue
-        last_at, last_index = at, i
+            valid = False
+        else:
+            try:
+                at = parse_duration(entry["at"])
+            except ValueError as exc:
+                c.error(path + ("at",), str(exc))
+                valid = False
+            else:
+                if at > MAX_DURATION_NS:
+                    c.error(path + ("at",), f"a time of at most {MAX_DURATION_NS} ns (one hour)")
+                    valid = False
+                elif at < last_at:
+                    c.error(path + ("at",), f"times in order: a time >= {last_text!r} (script[{last_index}].at), got {entry['at']!r}")
+                    valid = False
+                else:
+                    last_at, last_index, last_text = at, i, entry["at"]
         vcpu = entry.get("vcpu", 0)
         if not isinstance(vcpu, int) or isinstance(vcpu, bool) or not 0 <= vcpu < nvcpus:
             c.error(path + ("vcpu",), f"a vCPU index from 0 to {nvcpus - 1} (got {vcpu!r})")
-            continue
+            valid = False
         args: dict[str, Any] = {}
-        ok = True
+        ok = valid
         for name, kind in op_fields.items():
             if name in entry:
                 value = c.value(path + (name,), entry[name], _SCRIPT_KIND_SPECS[kind](name))
@@ -529,17 +536,19 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
                     ok = False
                 else:
                     args[name] = value
-        needed = _REQUIRED_ONE_OF.get(op, ())
         present = [n for n in needed if n in entry]
-        if needed and op in _REQUIRE_ALL and len(present) != len(needed):
+        if needed and isinstance(needed, list) and len(present) != len(needed):
             missing = [n for n in needed if n not in entry]
             c.error(path, f"op {op!r} needs {' and '.join(repr(m) for m in missing)}")
             ok = False
-        elif needed and op not in _REQUIRE_ALL and len(present) != 1:
+        elif needed and isinstance(needed, tuple) and len(present) != 1:
             c.error(path, f"op {op!r} needs exactly one of {', '.join(repr(n) for n in needed)}")
             ok = False
         if op == "ipi" and isinstance(args.get("dest"), int) and args["dest"] >= nvcpus:
             c.error(path + ("dest",), f"a vCPU index below vcpus = {nvcpus}")
+            ok = False
+        if op == "ipi" and "shorthand" in args and args["shorthand"] not in SHORTHANDS:
+            c.error(path + ("shorthand",), f"one of {', '.join(repr(k) for k in SHORTHANDS)}")
             ok = False
         for name in ("label", "note"):
             if name in entry and not isinstance(entry[name], str):

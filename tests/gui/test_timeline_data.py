@@ -57,7 +57,7 @@ def test_pending_and_armed_match_engine_snapshots(name, duration, mode):
     s.goto(0)
     checked = 0
     while not s.done:
-        s.step()
+        s.step_action()  # action boundaries: the timeline shows each action's result
         snap = s.snapshot()
         last = s.position - 1
         for vs in snap.vcpus:
@@ -182,7 +182,7 @@ vmm_support = false
     s, _cols, data = _run(scenario, "lazy")
     s.goto(0)
     while not s.done:
-        s.step()
+        s.step_action()  # action boundaries: the timeline shows each action's result
         snap = s.snapshot().vcpus[0]
         last = s.position - 1
         assert _value_after(data.vcpus[0].pending, last) == snap.pending
