@@ -116,7 +116,9 @@ _SCRIPT_FIELD_VALUES = {
     "str": strings.map(toml_string),
     "reg": st.sampled_from(['"lvtt"', '"tmict"', '"tdcr"', '"spiv"', '"tmcct"', "3"]),
     "rreg": st.sampled_from(['"lvtt"', '"tmcct"', '"armed"', '"pending"', '"pv_msr"', '"tsc_deadline"', '"nope"']),
+    "steps": st.sampled_from(['["lapic", "tsc"]', '["tsc", "tsc_deadline", "pv_msr"]', "[]", '["nope"]', '"lapic"', '["lapic", "lapic"]']),
 }
+_ANY_FIELD_VALUE = st.one_of(*_SCRIPT_FIELD_VALUES.values())
 
 
 @st.composite
@@ -125,10 +127,10 @@ def script_entry(draw, at_ns: int, valid: bool) -> list[str]:
     at_forms = [str(at_ns), f'"{at_ns}ns"'] if valid else [str(at_ns), "-1", "[]"]
     lines = ["[[script]]", f"at = {draw(st.sampled_from(at_forms))}"]
     lines.append(f"op = {toml_string(op) if valid else draw(st.sampled_from([toml_string(op), '[]', '{}', '3']))}")
-    fields = OPS.get(op, ({}, ""))[0]
+    fields = OPS[op][0] if op in OPS else {}
     for name in draw(st.lists(st.sampled_from(sorted(fields) or ["value"]), max_size=4, unique=True)):
         kind = fields.get(name, "int")
-        lines.append(f"{name} = {draw(_SCRIPT_FIELD_VALUES[kind])}")
+        lines.append(f"{name} = {draw(_SCRIPT_FIELD_VALUES.get(kind, _ANY_FIELD_VALUE))}")
     if draw(st.booleans()):
         lines.append(f"vcpu = {draw(st.sampled_from(['0'] if valid else ['0', '1', '3', '64', '-1', 'true']))}")
     return lines
