@@ -180,17 +180,33 @@ def cmd_events(args: argparse.Namespace) -> int:
     scenario = _load(args.scenario)
     mode = args.mode or ("lazy" if scenario.mode == "both" else scenario.mode)
     engine = run_modes(scenario, [mode], args.max_events, _progress())[mode]
+    if args.format == "perfetto":  # binary protobuf: a file, or a non-terminal stdout
+        from .perfetto import write_perfetto
+
+        title = f"{scenario.name} ({mode})"
+        if args.output:
+            return _write_output(args.output, lambda out: write_perfetto(engine.log, out, title=title), binary=True)
+        if sys.stdout.isatty():
+            raise CliError("--format perfetto: expected -o FILE (the trace is binary)")
+        sys.stdout.flush()
+        write_perfetto(engine.log, sys.stdout.buffer, title=title)
+        return 0
     if not args.output:
         write_events(engine.log, sys.stdout, args.format)
         return 0
+    return _write_output(args.output, lambda out: write_events(engine.log, out, args.format))
+
+
+def _write_output(path: str, write: Callable[[Any], Any], binary: bool = False) -> int:
+    """Write an output file atomically (lazytsc.atomic); a failure leaves the old file as it was."""
     from .atomic import atomic_open
 
     try:
-        with atomic_open(args.output, newline="") as out:
-            write_events(engine.log, out, args.format)
+        with atomic_open(path, newline=None if binary else "", binary=binary) as out:
+            write(out)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        raise CliError(f"{quote_path(args.output)}: a writable output file ({reason}; the file was not changed)") from None
+        raise CliError(f"{quote_path(path)}: a writable output file ({reason}; the file was not changed)") from None
     return 0
 
 
@@ -213,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("events", help="export a run's event log")
     p.add_argument("scenario")
     p.add_argument("--mode", choices=("classic", "lazy"))
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "json", "perfetto"), default="csv",
+                   help="perfetto: a trace ui.perfetto.dev opens")
     p.add_argument("-o", "--output", help="write to this file (atomically) instead of stdout")
     _add_limit(p)
     p.set_defaults(func=cmd_events)

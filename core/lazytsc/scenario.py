@@ -26,6 +26,7 @@ from .quoting import escape_controls, quote_path
 from .safeio import RefusedFile, read_scenario_bytes
 from .script import (
     COMMON_FIELDS,
+    LAPIC_FIELDS,
     OPS,
     READABLE_REGS,
     RESTORE_STEP_NAMES,
@@ -76,6 +77,17 @@ class BreakpointSpec:
 
 
 @dataclass(frozen=True)
+class HandlerSpec:
+    """A guest interrupt handler of a script program: what it does when `vector` arrives."""
+
+    vector: int
+    vcpu: int | None = None
+    eoi: bool = True
+    eoi_limit: int = -1  # EOI only for the first N deliveries (-1: always)
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Bookmark:
     name: str
     at: int = 0
@@ -95,6 +107,8 @@ class Expectation:
     rel_tolerance: float = 0.0
     name: str = ""
     line: int = 0
+    minus: str = ""
+    sequence: tuple[int, ...] | None = None
 
     def describe(self) -> str:
         label = self.name or self.what + (f" / {self.of}" if self.of else "")
@@ -115,6 +129,7 @@ class Scenario:
     breakpoints: list[BreakpointSpec] = field(default_factory=list)
     bookmarks: list[Bookmark] = field(default_factory=list)
     expects: list[Expectation] = field(default_factory=list)
+    handlers: list[HandlerSpec] = field(default_factory=list)
     path: str = ""
     text: str = ""
 
@@ -201,6 +216,11 @@ class _Checker:
                 self.error(path, f"a string (got {_type_name(raw)})")
                 return None
             return raw
+        elif kind == "ints":
+            if not isinstance(raw, list) or not all(isinstance(x, int) and not isinstance(x, bool) for x in raw):
+                self.error(path, f"an array of integers (got {_type_name(raw)})")
+                return None
+            return tuple(raw)
         elif kind == "steps":
             if not isinstance(raw, list) or not all(isinstance(x, str) and x in spec.choices for x in raw) or len(set(raw)) != len(raw):
                 self.error(path, f"a list of distinct steps from {', '.join(repr(c) for c in spec.choices)} (got {raw!r})")
@@ -277,7 +297,14 @@ TOP_SPECS: tuple[Spec, ...] = (
     Spec("variant", "choice", "v2", "Protocol revision: `v2` (the seed) or `v3`.", choices=VARIANTS),
     Spec("vcpus", "int", 1, "Number of vCPUs.", 1, MAX_VCPUS),
 )
-TABLE_KEYS = {"defaults", "vcpu", "host", "workload", "script", "breakpoint", "bookmark", "expect"}
+TABLE_KEYS = {"defaults", "vcpu", "host", "workload", "script", "breakpoint", "bookmark", "expect", "handler"}
+
+HANDLER_SPECS: tuple[Spec, ...] = (
+    Spec("vector", "int", 0, "Interrupt vector the handler serves (0-255).", 0, 255),
+    Spec("vcpu", "int", -1, "Only on this vCPU (default: every vCPU).", 0, MAX_VCPUS - 1),
+    Spec("eoi", "bool", True, "Write EOI before returning (false: the vector stays in service, PPR stays raised)."),
+    Spec("eoi_limit", "int", -1, "EOI only for the first N deliveries (then withhold it).", 0, I64_MAX),
+)
 
 BREAKPOINT_SPECS: tuple[Spec, ...] = (
     Spec("name", "str", "", "Label shown in the breakpoints panel."),
@@ -306,6 +333,8 @@ EXPECT_SPECS: tuple[Spec, ...] = (
     ),
     Spec("mode", "choice", "", "Check only this mode's run (default: every mode the scenario runs).", choices=("classic", "lazy", "")),
     Spec("of", "str", "", "Divide by this path's value (e.g. `exits.total`): checks a share."),
+    Spec("minus", "str", "", "Subtract this path's value first (e.g. `reads.t1`): checks a difference."),
+    Spec("sequence", "ints", None, "Expected list of integers, compared element by element (e.g. `irq.vcpu0.order`)."),
     Spec("equals", "float", None, "Expected value."),
     Spec("min", "float", None, "Lowest accepted value."),
     Spec("max", "float", None, "Highest accepted value."),
@@ -440,6 +469,7 @@ def _check_data(
     scenario.breakpoints = _check_breakpoints(c, data.get("breakpoint", []), len(vcpu_cfgs))
     scenario.bookmarks = _check_bookmarks(c, data.get("bookmark", []))
     scenario.expects = _check_expects(c, data.get("expect", []))
+    scenario.handlers = _check_handlers(c, data.get("handler", []), len(vcpu_cfgs))
     return (None if c.errors else scenario), c.errors
 
 
@@ -477,7 +507,7 @@ _SCRIPT_KIND_SPECS = {
     "int": lambda name: Spec(name, "int", 0, "", 0, I64_MAX),
     "bool": lambda name: Spec(name, "bool", False, ""),
     "str": lambda name: Spec(name, "str", "", ""),
-    "reg": lambda name: Spec(name, "choice", "", "", choices=tuple(WRITABLE_REGS)),
+    "reg": lambda name: Spec(name, "choice", "", "", choices=(*WRITABLE_REGS, "cr8")),
     "rreg": lambda name: Spec(name, "choice", "", "", choices=READABLE_REGS),
     "steps": lambda name: _steps_spec(name),
 }
@@ -547,6 +577,12 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
         if op == "ipi" and isinstance(args.get("dest"), int) and args["dest"] >= nvcpus:
             c.error(path + ("dest",), f"a vCPU index below vcpus = {nvcpus}")
             ok = False
+        if op in ("vmm_set_lapic", "vmm_get_lapic") and args.get("field") not in LAPIC_FIELDS:
+            c.error(path + ("field",), f"one of {', '.join(LAPIC_FIELDS)}")
+            ok = False
+        if op == "vmm_enable_cap" and args.get("cap") != "apic_bus_cycles_ns":
+            c.error(path + ("cap",), "'apic_bus_cycles_ns'")
+            ok = False
         if op == "ipi" and "shorthand" in args and args["shorthand"] not in SHORTHANDS:
             c.error(path + ("shorthand",), f"one of {', '.join(repr(k) for k in SHORTHANDS)}")
             ok = False
@@ -596,6 +632,24 @@ def _check_breakpoints(c: _Checker, raw: Any, nvcpus: int) -> list[BreakpointSpe
     return out
 
 
+def _check_handlers(c: _Checker, raw: Any, nvcpus: int) -> list[HandlerSpec]:
+    out = []
+    for i, entry in enumerate(_array(c, "handler", raw)):
+        path = ("handler", i)
+        values = c.table(path, entry, HANDLER_SPECS)
+        if not isinstance(entry, dict):
+            continue
+        if "vector" not in values:
+            c.error(path, "a `vector` for the handler")
+            continue
+        vcpu = values.get("vcpu")
+        if vcpu is not None and vcpu >= nvcpus:
+            c.error(path + ("vcpu",), f"a vCPU index below vcpus = {nvcpus}")
+            continue
+        out.append(HandlerSpec(values["vector"], vcpu, values.get("eoi", True), values.get("eoi_limit", -1), c.line(path)))
+    return out
+
+
 def _check_bookmarks(c: _Checker, raw: Any) -> list[Bookmark]:
     out = []
     for i, entry in enumerate(_array(c, "bookmark", raw)):
@@ -610,7 +664,7 @@ def _check_bookmarks(c: _Checker, raw: Any) -> list[Bookmark]:
     return out
 
 
-_EXPECT_ROOTS = ("events", "sim_time_ns", "exits", "timer", "hazards", "kinds", "reads", "final", "workload", "reduction")
+_EXPECT_ROOTS = ("events", "sim_time_ns", "exits", "timer", "hazards", "kinds", "reads", "faults", "irq", "final", "workload", "reduction")
 
 
 def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
@@ -627,8 +681,8 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
         if what.split(".")[0] not in _EXPECT_ROOTS:
             c.error(path + ("what",), f"a path starting with one of {', '.join(_EXPECT_ROOTS)} (got {what!r})")
             continue
-        if not any(k in values for k in ("equals", "min", "max")):
-            c.error(path, "at least one of equals, min, max")
+        if not any(k in values for k in ("equals", "min", "max", "sequence")):
+            c.error(path, "at least one of equals, min, max, sequence")
             continue
         out.append(
             Expectation(
@@ -642,6 +696,8 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
                 rel_tolerance=values.get("rel_tolerance", 0.0),
                 name=values.get("name", ""),
                 line=c.line(path),
+                minus=values.get("minus", ""),
+                sequence=values.get("sequence"),
             )
         )
     return out
