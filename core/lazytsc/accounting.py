@@ -131,7 +131,10 @@ def format_seed_table(results: dict[str, dict]) -> str:
         "host_expiries",
         "host_timer_fires",
     ):
-        rows.append((f"timer: {key}", [f"{results[m]['timer'][key]:,}" for m in modes]))
+        # a recorded trace has no host-side timer figures: "n/a", never a made-up 0
+        cells = [f"{results[m]['timer'][key]:,}" if key in results[m]["timer"] else "n/a" for m in modes]
+        if any(cell != "n/a" for cell in cells):
+            rows.append((f"timer: {key}", cells))
     width0 = max(len("VM exits"), *(len(r[0]) for r in rows))
     widths = [max(len(m), *(len(r[1][i]) for r in rows)) for i, m in enumerate(modes)]
     lines = ["  ".join(["VM exits".ljust(width0)] + [m.rjust(w) for m, w in zip(modes, widths, strict=True)])]
