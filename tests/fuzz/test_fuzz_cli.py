@@ -9,8 +9,10 @@ line on stderr; `-o` outputs must never be left half-written or as temp files.
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import tempfile
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
@@ -22,6 +24,7 @@ from lazytsc_fuzzkit import fuzz_settings, record, watchdog
 
 AREA = "cli"
 SCRATCH = Path(tempfile.mkdtemp(prefix="lazytsc-fuzz-cli-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 (SCRATCH / "ok.toml").write_text('format = 1\nduration = "200us"\n[[script]]\nat = "10us"\nop = "set_next_event"\ndelta = "50us"\n')
 (SCRATCH / "bad.toml").write_text("format = 1\nvcpus = 0\n")
 (SCRATCH / "new\nline.toml").write_text("format = 2\n")

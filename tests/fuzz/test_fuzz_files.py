@@ -8,7 +8,9 @@ huge lines, over the size limit); random and mutated files come from hypothesis.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import tempfile
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ from lazytsc_fuzzkit import fuzz_settings, record, watchdog
 
 AREA = "files"
 SCRATCH = Path(tempfile.mkdtemp(prefix="lazytsc-fuzz-files-"))
+atexit.register(shutil.rmtree, SCRATCH, ignore_errors=True)
 
 
 def assert_loads_cleanly(path: Path | str, expect_error: bool | None = None) -> ScenarioError | None:
