@@ -45,6 +45,12 @@ def outcomes(expects: str) -> list:
     return evaluate(scenario, per_mode)
 
 
+def test_a_256_bit_register_bitmap_compares_exactly() -> None:
+    """An APIC IRR/ISR bitmap is 256 bits: `reads.x == <256-bit literal>` is exact (1 or 0)."""
+    result = outcomes(f'[[expect]]\nexpr = "reads.lvr * {1 << 232:#x} == {0x50014 << 232:#x}"\nequals = 1\n')
+    assert [o.ok for o in result] == [True], [(o.expected, o.got) for o in result]
+
+
 def test_masked_register_field_and_floor_division() -> None:
     """kvm_apic_set_version(): LVR bits 15:0 are 0x0014; (t2 - t1) / 2 floors like C."""
     result = outcomes(
@@ -85,8 +91,10 @@ def test_unknown_path_is_a_failure_at_run_time() -> None:
         ('expr = "bogus.x + 1"\nmin = 0', "unknown name 'bogus.x'"),
         ('expr = "reads.t1 +"\nmin = 0', "expression ends too early"),
         ('expr = "reads.t1"\nwhat = "reads.t2"\nmin = 0', "either `what` or `expr`"),
-        ('expr = "' + "(" * 40 + "1" + ")" * 40 + '"\nmin = 0', "nested parentheses"),
+        ('expr = "' + "(" * 40 + "1" + ")" * 40 + '"\nmin = 0', "nested too deeply"),
         ('expr = "' + "-" * 990 + '1"\nmin = 0', "expr: a valid expression"),
+        ('expr = "reads.t1 == \'x\'"\nmin = 0', "not strings"),
+        ('expr = "reads.t1 + 0x1' + "0" * 70 + '"\nmin = 0', "number too large"),
     ],
 )
 def test_bad_expressions_name_the_line(body: str, message: str) -> None:
