@@ -13,6 +13,7 @@ import subprocess
 
 from lazytsc.engine import Engine
 from lazytsc.parallel_modes import (
+    ModeRunError,
     ModesProgress,
     at_published_scale,
     format_vs_published,
@@ -44,7 +45,7 @@ def test_a_run_in_slices_logs_what_one_run_logs():
 def test_parallel_processes_give_the_sequential_results():
     sc = tcp_rr(4_000_000)
     seen: list[str] = []
-    par = run_parallel(sc, ("classic", "lazy"), lambda mode, now, end, events: seen.append(mode))
+    par = run_parallel(sc, ("classic", "lazy"), None, lambda mode, now, end, events: seen.append(mode))
     seq = run_sequential(sc, ("classic", "lazy"))
     assert list(par) == ["classic", "lazy"]
     for mode in par:
@@ -66,6 +67,17 @@ def test_cli_output_is_the_same_with_one_or_two_processes(tmp_path):
     assert one.returncode == two.returncode == 0, two.stderr
     assert one.stdout == two.stdout
     assert "classic: 100%" in two.stderr and "lazy: 100%" in two.stderr  # progress, not on stdout
+
+
+def test_a_parallel_run_keeps_the_event_limit():
+    """The CLI's --max-events holds in each process: the run stops with the runner's message."""
+    sc = tcp_rr(4_000_000)
+    try:
+        run_parallel(sc, ("classic", "lazy"), 1_000)
+    except ModeRunError as exc:
+        assert "reached the limit of 1,000 events" in str(exc) and "--max-events" in str(exc)
+    else:
+        raise AssertionError("no limit")
 
 
 def test_progress_on_a_pipe_is_one_line_per_quarter():

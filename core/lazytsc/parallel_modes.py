@@ -3,10 +3,10 @@
 A run at the seed's scale (tcp_rr_full: ~12.6 M classic exits, tens of millions of events)
 takes minutes per mode; classic and lazy are independent runs of the same scenario, so
 they run side by side, one process each, and only their summaries come back (each log is
-recorded in full in its process, 40 bytes per event). Each run is the same deterministic
-engine run as in one process: the engine runs in slices of simulated time (`run(until_ns)`
-continues exactly where it stopped), so the results and the log digests are the ones a
-sequential run gives -- tests/test_parallel_modes.py checks it.
+recorded in full in its process, 40 bytes per event). Each run is the CLI's own run
+(runner.run_to_end: chunks of events, the --max-events limit, progress), so the results
+and the log digests are the ones a sequential run gives -- tests/test_parallel_modes.py
+checks it.
 
 `format_vs_published` prints the seed's table layout with the published counts beside the
 model's, row by row, absolute counts and shares -- shown by `lazytsc run` when a tcp_rr run
@@ -25,9 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from .runner import DEFAULT_MAX_EVENTS, RunLimitExceeded, RunProgress, run_to_end
 from .scenario import Scenario
 
-SLICES = 200  # progress updates per run (slices of simulated time)
 PARALLEL_MIN_NS = 1_000_000_000  # auto: parallel from 1 s of simulated time (spawning costs ~0.3 s)
 
 
@@ -45,26 +45,29 @@ class ModeResult:
 Progress = Callable[[str, int, int, int], None]  # (mode, simulated ns, of ns, events)
 
 
-def run_mode(scenario: Scenario, mode: str, progress: Progress | None = None) -> ModeResult:
-    """One mode, to the end, in slices of simulated time (progress after each)."""
+class ModeRunError(RuntimeError):
+    """A mode's run stopped (its event limit, or an error): the message says which and why."""
+
+
+def run_mode(scenario: Scenario, mode: str, progress: Progress | None = None, max_events: int | None = DEFAULT_MAX_EVENTS) -> ModeResult:
+    """One mode, to the end (RunLimitExceeded past `max_events`), with progress."""
     from .engine import Engine
 
     wall, cpu = time.monotonic(), time.process_time()
     engine = Engine(scenario, mode)
-    end = engine.duration
-    step = max(1, end // SLICES)
-    until = 0
-    while not engine.done:
-        until += step
-        engine.run(until_ns=until)
+    end = scenario.run.duration_ns
+
+    def report(state: RunProgress) -> None:
         if progress is not None:
-            progress(mode, min(engine.now, end), end, len(engine.log))
+            progress(mode, min(state.now_ns, end), end, state.events)
+
+    run_to_end(engine, end, max_events, report, mode)
     summary = engine.summary()
     report = engine.workload.report() if engine.workload is not None else None
     return ModeResult(mode, summary, report, len(engine.log), engine.log.digest(), time.process_time() - cpu, time.monotonic() - wall)
 
 
-def _worker(scenario: Scenario, mode: str, out: Any) -> None:
+def _worker(scenario: Scenario, mode: str, max_events: int | None, out: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and ends us
     last = [0.0]
 
@@ -75,9 +78,11 @@ def _worker(scenario: Scenario, mode: str, out: Any) -> None:
             out.put(("progress", m, now, end, events))
 
     try:
-        out.put(("done", mode, run_mode(scenario, mode, progress)))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which re-raises
-        out.put(("error", mode, f"{type(exc).__name__}: {exc}"))
+        out.put(("done", mode, run_mode(scenario, mode, progress, max_events)))
+    except RunLimitExceeded as exc:
+        out.put(("error", mode, str(exc)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        out.put(("error", mode, f"the {mode} run failed: {type(exc).__name__}: {exc}"))
 
 
 def _context() -> multiprocessing.context.BaseContext:
@@ -89,11 +94,15 @@ def _context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def run_parallel(scenario: Scenario, modes: Sequence[str], progress: Progress | None = None) -> dict[str, ModeResult]:
-    """Every mode in its own process at once; results keyed by mode, in `modes` order."""
+def run_parallel(
+    scenario: Scenario, modes: Sequence[str], max_events: int | None = DEFAULT_MAX_EVENTS, progress: Progress | None = None
+) -> dict[str, ModeResult]:
+    """Every mode in its own process at once; results keyed by mode, in `modes` order.
+
+    Raises ModeRunError when a run stops (its event limit, an error, a dead process)."""
     ctx = _context()
     out = ctx.Queue()
-    procs = {mode: ctx.Process(target=_worker, args=(scenario, mode, out), name=f"lazytsc-{mode}") for mode in modes}
+    procs = {mode: ctx.Process(target=_worker, args=(scenario, mode, max_events, out), name=f"lazytsc-{mode}") for mode in modes}
     results: dict[str, ModeResult] = {}
     try:
         for p in procs.values():
@@ -104,17 +113,20 @@ def run_parallel(scenario: Scenario, modes: Sequence[str], progress: Progress | 
             except queue_mod.Empty:
                 dead = [m for m, p in procs.items() if m not in results and not p.is_alive() and p.exitcode not in (None, 0)]
                 if dead:
-                    raise RuntimeError(f"the {dead[0]} run's process died (exit code {procs[dead[0]].exitcode})") from None
+                    raise ModeRunError(f"the {dead[0]} run's process died (exit code {procs[dead[0]].exitcode})") from None
                 continue
             if msg[0] == "progress" and progress is not None:
                 progress(*msg[1:])
             elif msg[0] == "done":
                 results[msg[1]] = msg[2]
             elif msg[0] == "error":
-                raise RuntimeError(f"the {msg[1]} run failed: {msg[2]}")
+                raise ModeRunError(msg[2])
         for p in procs.values():
             p.join()
     finally:
+        finish = getattr(progress, "finish", None)
+        if finish is not None:
+            finish()
         for p in procs.values():
             if p.is_alive():
                 p.terminate()
@@ -122,27 +134,21 @@ def run_parallel(scenario: Scenario, modes: Sequence[str], progress: Progress | 
     return {mode: results[mode] for mode in modes}
 
 
-def run_sequential(scenario: Scenario, modes: Sequence[str], progress: Progress | None = None) -> dict[str, ModeResult]:
-    return {mode: run_mode(scenario, mode, progress) for mode in modes}
+def run_sequential(
+    scenario: Scenario, modes: Sequence[str], max_events: int | None = DEFAULT_MAX_EVENTS, progress: Progress | None = None
+) -> dict[str, ModeResult]:
+    return {mode: run_mode(scenario, mode, progress, max_events) for mode in modes}
 
 
-def run_summaries(scenario: Scenario, modes: Sequence[str], jobs: int | None = None) -> dict[str, ModeResult]:
-    """What `lazytsc run` runs: in parallel processes (progress on stderr) when `jobs` > 1,
-    or by default for long runs on several cores; else one mode after the other, here."""
-    parallel = default_parallel(scenario, modes) if jobs is None else jobs > 1 and len(modes) > 1
-    if not parallel:
-        return run_sequential(scenario, modes)
-    progress = ModesProgress(modes)
-    try:
-        return run_parallel(scenario, modes, progress)
-    finally:
-        progress.finish()
-
-
-def default_parallel(scenario: Scenario, modes: Sequence[str]) -> bool:
-    """Parallel pays for its start-up when there are several modes, cores and long runs."""
+def use_parallel(scenario: Scenario, modes: Sequence[str], jobs: int | None = None) -> bool:
+    """`jobs` > 1 asks for it; by default parallel pays for its start-up (~0.3 s) when there
+    are several modes, several cores and a long run (>= 1 s simulated)."""
+    if len(modes) < 2:
+        return False
+    if jobs is not None:
+        return jobs > 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return len(modes) > 1 and cores > 1 and scenario.run.duration_ns >= PARALLEL_MIN_NS
+    return cores > 1 and scenario.run.duration_ns >= PARALLEL_MIN_NS
 
 
 class ModesProgress:
