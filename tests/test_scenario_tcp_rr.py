@@ -27,10 +27,8 @@ within 5 points. Runs: 3 seeds x 50 ms each, counts pooled before a ratio is tak
 from __future__ import annotations
 
 import pytest
-from lazytsc.engine import Engine
 from lazytsc.sensitivity import PUBLISHED
-from lazytsc.sweep_run import flatten
-from lazytsc.tcp_rr_evidence import V3_HOST, mechanism_counts, scenario_for
+from lazytsc.tcp_rr_evidence import V3_HOST, run_one
 
 SEEDS = (1, 2, 3)
 CUT = 0.05
@@ -40,20 +38,12 @@ SHARE = 0.05
 
 
 def pooled(name: str, settings: dict[str, str]) -> dict[str, dict[str, float]]:
-    """{mode: summary figures + the workload's report + mechanism counts}, summed over SEEDS."""
+    """{mode: summary figures, `workload.*` and the mechanism counts `mech.*`}, summed over SEEDS."""
     out: dict[str, dict[str, float]] = {"classic": {}, "lazy": {}}
     for seed in SEEDS:
         for mode in out:
-            engine = Engine(scenario_for(name, settings, seed), mode)
-            engine.run()
-            figures: dict[str, float] = {}
-            flatten("", engine.summary(), figures)
-            flatten("workload", engine.workload.report(), figures)
-            for key, value in mechanism_counts(engine.log, engine.workload.report()["transactions"]).items():
-                figures[f"mech.{key}"] = value
-            for key, value in figures.items():
-                if isinstance(value, int | float):
-                    out[mode][key] = out[mode].get(key, 0) + value
+            for key, value in run_one(name, settings, seed, "", mode).items():
+                out[mode][key] = out[mode].get(key, 0) + value
     return out
 
 

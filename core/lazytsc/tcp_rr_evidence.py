@@ -208,17 +208,27 @@ def mechanism_counts(log: EventLog, transactions: int) -> dict[str, int]:
     return out
 
 
-def run_one(name: str, settings: dict[str, str], seed: int, duration: str, mode: str) -> dict[str, int]:
+def run_one(name: str, settings: dict[str, str], seed: int, duration: str, mode: str) -> dict[str, float]:
+    """One run's figures: the summary's (`exits.total`, `timer.interrupts`, ...), the
+    workload's (`workload.transactions`) and the mechanism counts (`mech.*`)."""
     from .engine import Engine
+    from .sweep_run import flatten
 
     engine = Engine(scenario_for(name, settings, seed, duration), mode)
     engine.run()
-    tx = engine.workload.report().get("transactions", 0) if engine.workload else 0
-    return mechanism_counts(engine.log, int(tx))
+    figures: dict[str, float] = {}
+    summary = engine.summary()
+    summary.pop("mode", None)
+    flatten("", summary, figures)
+    report = engine.workload.report() if engine.workload else {}
+    flatten("workload", report, figures)
+    for key, value in mechanism_counts(engine.log, int(report.get("transactions", 0))).items():
+        figures[f"mech.{key}"] = value
+    return figures
 
 
 def collect(seeds: int, duration: str, jobs: int | None,
-            cases: Sequence[tuple[str, str, dict[str, str]]] = CASES) -> dict[str, dict[str, dict[str, int]]]:
+            cases: Sequence[tuple[str, str, dict[str, str]]] = CASES) -> dict[str, dict[str, dict[str, float]]]:
     """{case label: {mode: counts pooled over seeds 1..N}}."""
     tasks = [(label, name, settings, seed, mode) for label, name, settings in cases
              for seed in range(1, seeds + 1) for mode in MODES]
@@ -235,8 +245,8 @@ def collect(seeds: int, duration: str, jobs: int | None,
     return pooled
 
 
-def _per(counts: dict[str, int], key: str, per: int) -> str:
-    tx = counts["transactions"]
+def _per(counts: dict[str, float], key: str, per: int) -> str:
+    tx = counts.get("mech.transactions", 0)
     return f"{per * counts.get(key, 0) / tx:.2f}" if tx else "—"
 
 
@@ -244,43 +254,133 @@ def _table(head: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def render(pooled: dict[str, dict[str, dict[str, int]]], seeds: int, duration: str) -> str:
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None:
+        return "—"
+    if kind == "per1000":
+        return f"{1000 * value:.1f}"
+    return f"{100 * value:.1f}%" if kind in ("cut", "share") else f"{value:.2f}"
+
+
+def _per_halt(mode: str, name: str):
+    def compute(c: dict[str, dict[str, float]]) -> float | None:
+        part, halts = c.get(mode, {}).get(name), c.get(mode, {}).get("exits.by_reason.halt")
+        return None if part is None or not halts else part / halts
+
+    return compute
+
+
+def _extra_figures() -> list:
+    """Per-halt rates the published tables allow: how long a vCPU runs with its tick due."""
+    from .sensitivity import Figure
+
+    return [
+        Figure("classic: guest timer interrupts per 1000 halts", "per1000", _per_halt("classic", "timer.interrupts")),
+        Figure("lazy: guest timer interrupts per 1000 halts", "per1000", _per_halt("lazy", "timer.interrupts")),
+        Figure("classic: preemption-timer exits per 1000 halts", "per1000",
+               _per_halt("classic", "exits.by_reason.preemption-timer")),
+        Figure("lazy: preemption-timer exits per 1000 halts", "per1000", _per_halt("lazy", "exits.by_reason.preemption-timer")),
+        Figure("classic: intr exits per 1000 halts", "per1000", _per_halt("classic", "exits.by_reason.intr")),
+        Figure("lazy: intr exits per 1000 halts", "per1000", _per_halt("lazy", "exits.by_reason.intr")),
+    ]
+
+
+# Why each calibrated value is physically plausible (rendered beside the value the file has).
+WHY: dict[str, str] = {
+    "host.exit_cost_ns": "VM exit, the WRMSR/ICR handling (hrtimer or preemption-timer reprogramming) and VM entry "
+                         "on a recent Xeon: about half a microsecond",
+    "host.wakeup_latency_ns": "KVM halt polling (halt_poll_ns 200 µs by default): the halted vCPU's thread is still "
+                              "spinning when the IPI comes, so waking is detection plus VM entry",
+    "defaults.reprogram_jitter_cycles": "clockevents_program_event: ktime_get(), the ns->cycles conversion, then "
+                                        "rdtsc() in lapic_next_deadline; tens of ns between them vary with caches",
+    "defaults.host_irq_rate_hz": "the host's own tick (CONFIG_HZ=1000) on the pCPU that runs the vCPU: an `intr` exit "
+                                 "when it fires in guest mode (the seed's intr row)",
+    "workload.hz": "guest CONFIG_HZ=1000 (distribution server kernels)",
+    "workload.client_send_ns": "send(): tcp_sendmsg, loopback xmit and the receive softirq up to sk_data_ready",
+    "workload.server_proc_ns": "netserver scheduled in, recv() returns the request, send() the reply through loopback",
+    "workload.client_recv_ns": "netperf scheduled in, recv() returns the reply",
+    "workload.post_send_ns": "after the wake-up: the rest of the softirq and send(), recv() until it blocks, the "
+                             "switch to idle (both sides)",
+    "workload.wake_ipi_ns": "the wake-up IPI in idle: sysvec_call_function_single, sched_ttwu_pending, irq_exit",
+    "workload.service_jitter_pct": "cache and branch effects on each of those CPU times",
+}
+
+
+def _parameters(name: str) -> list[str]:
+    from .sweep import current_value
+
+    scenario = load_scenario(resolve_scenario_path(name))
+    rows = []
+    for key, why in WHY.items():
+        value = current_value(scenario, key)
+        shown = f"{value} ns" if key.endswith("_ns") else str(value)
+        if key in V3_HOST:
+            shown += f" (V3 host: {V3_HOST[key]})"
+        rows.append([f"`{key}`", shown, why])
+    return _table(["parameter", "value", "why it is plausible"], rows)
+
+
+def _shape(pooled: dict[str, dict[str, dict[str, float]]]) -> list[str]:
+    """Both published tables beside the model, figure by figure (the sensitivity module's figures)."""
+    from .sensitivity import FIGURES, PUBLISHED
+
+    labels = list(pooled)
+    head = ["figure", "V2 published"] + [f"{lab}" for lab in labels if lab.startswith("V2")] + ["V3 published"] + [
+        f"{lab}" for lab in labels if lab.startswith("V3")]
+    rows = []
+    for fig in [*FIGURES, *_extra_figures()]:
+        row = [fig.label, _fmt(fig.compute(PUBLISHED["v2"]), fig.kind)]
+        row += [_fmt(fig.compute(pooled[lab]), fig.kind) for lab in labels if lab.startswith("V2")]
+        row.append(_fmt(fig.compute(PUBLISHED["v3"]), fig.kind))
+        row += [_fmt(fig.compute(pooled[lab]), fig.kind) for lab in labels if lab.startswith("V3")]
+        rows.append(row)
+    return _table(head, rows)
+
+
+def render(pooled: dict[str, dict[str, dict[str, float]]], seeds: int, duration: str) -> str:
     labels = list(pooled)
     cols = [(label, mode) for label in labels for mode in MODES]
-    head = ["per transaction"] + [f"{label}: {mode}" for label, mode in cols]
     lines = [
         BEGIN,
         "<!-- Generated by `python -m lazytsc.tcp_rr_evidence`; do not edit by hand. -->",
         "",
-        f"Counted from the event logs of seeds 1..{seeds} x {duration or 'the scenario duration'} per case, pooled. "
-        f"*V3 host*: `tcp_rr_v3` with {', '.join(f'`{k} = {v}`' for k, v in V3_HOST.items())}.",
+        "Parameters (both built-ins, `tcp_rr` and `tcp_rr_v3`, have the same; *V3 host* changes only what it says):",
+        "",
+        *_parameters("tcp_rr"),
+        "",
+        f"Runs: seeds 1..{seeds} x {duration or 'the scenario duration'} per case, both drivers, counts pooled over the "
+        f"seeds. *V3 host*: `tcp_rr_v3` with {', '.join(f'`{k} = {v}`' for k, v in V3_HOST.items())}.",
+        "",
+        *_shape(pooled),
+        "",
+        "Where exits and tsc-deadline writes come from, per transaction:",
         "",
     ]
+    head = ["per transaction"] + [f"{label}: {mode}" for label, mode in cols]
     rows = [["µs per transaction"] + [
-        f"{pooled[lab][m]['sim_time_ns'] / pooled[lab][m]['transactions'] / 1000:.2f}" if pooled[lab][m]["transactions"] else "—"
-        for lab, m in cols]]
+        f"{pooled[lab][m]['mech.sim_time_ns'] / pooled[lab][m]['mech.transactions'] / 1000:.2f}"
+        if pooled[lab][m]["mech.transactions"] else "—" for lab, m in cols]]
     for key, label in (("exits.total", "exits"), ("exits.halt", "halt exits"), ("halts blocked", "halts that blocked"),
                        ("exits.apic-icr", "apic-icr writes (IPIs)"), ("exits.msr-write", "msr-write exits"),
                        ("exits.preemption-timer", "preemption-timer exits"), ("exits.intr", "intr exits")):
-        rows.append([label] + [_per(pooled[lab][m], key, 1) for lab, m in cols])
+        rows.append([label] + [_per(pooled[lab][m], f"mech.{key}", 1) for lab, m in cols])
     for name in WRITE_CAUSES:
-        rows.append([f"tsc-deadline writes: {name}"] + [_per(pooled[lab][m], f"writes.{name}", 1) for lab, m in cols])
+        rows.append([f"tsc-deadline writes: {name}"] + [_per(pooled[lab][m], f"mech.writes.{name}", 1) for lab, m in cols])
     lines += _table(head, rows)
     lines += ["", "Per 1000 transactions: timer boundaries (an armed host timer firing, or a deadline expired when "
               "armed) by where the vCPU was, and what each kind caused (its events down the `parent` chain).", ""]
     head = ["per 1000 transactions"] + [f"{label}: {mode}" for label, mode in cols]
     rows = []
     for name in CONTEXTS:
-        if not any(pooled[lab][m].get(f"boundaries.{name}", 0) for lab, m in cols):
+        if not any(pooled[lab][m].get(f"mech.boundaries.{name}", 0) for lab, m in cols):
             continue
-        rows.append([f"**{name}**: boundaries"] + [_per(pooled[lab][m], f"boundaries.{name}", 1000) for lab, m in cols])
+        rows.append([f"**{name}**: boundaries"] + [_per(pooled[lab][m], f"mech.boundaries.{name}", 1000) for lab, m in cols])
         for cost in COSTS:
-            rows.append([f"{name}: {cost}"] + [_per(pooled[lab][m], f"{name}.{cost}", 1000) for lab, m in cols])
-    rows.append(["guest timer interrupts"] + [_per(pooled[lab][m], "timer.interrupts", 1000) for lab, m in cols])
-    rows.append(["of which spurious"] + [_per(pooled[lab][m], "timer.spurious", 1000) for lab, m in cols])
-    rows.append(["hv kicks that re-armed"] + [_per(pooled[lab][m], "hv kicks that re-armed", 1000) for lab, m in cols])
-    rows.append(["… and injected nothing"] + [
-        _per(pooled[lab][m], "hv kicks that re-armed, nothing injected", 1000) for lab, m in cols])
+            rows.append([f"{name}: {cost}"] + [_per(pooled[lab][m], f"mech.{name}.{cost}", 1000) for lab, m in cols])
+    for key, label in (("timer.interrupts", "guest timer interrupts"), ("timer.spurious", "of which spurious"),
+                       ("hv kicks that re-armed", "hv kicks that re-armed"),
+                       ("hv kicks that re-armed, nothing injected", "… and injected nothing")):
+        rows.append([label] + [_per(pooled[lab][m], f"mech.{key}", 1000) for lab, m in cols])
     lines += _table(head, rows)
     lines += ["", END]
     return "\n".join(lines) + "\n"

@@ -1,23 +1,28 @@
 """netperf TCP_RR on loopback inside a 2+ vCPU guest, from first principles.
 
-One transaction: the client (vCPU `client_vcpu`) sends a request, which wakes
-netserver on `server_vcpu` by a reschedule IPI (an apic-icr write), and the
-client goes idle; the server processes, replies with an IPI to the client and
-goes idle. Each idle period is NOHZ idle in a guest without a cpuidle driver
-(default_idle_call: the tick is always stopped), so every halt costs:
+One transaction. netperf (vCPU `client_vcpu`) sends the request: tcp_sendmsg runs the
+loopback receive path in the softirq of the same CPU, whose sk_data_ready wakes
+netserver, asleep in recv() on `server_vcpu`: an IPI to an idle CPU (ttwu_queue_wakelist,
+an apic-icr write). netperf then finishes send(), calls recv(), blocks and its CPU goes
+idle. netserver's vCPU handles the IPI, leaves idle, runs netserver: recv() returns the
+request, send() the reply wakes netperf the same way. A task that has not blocked yet
+when its data arrives finds it in recv() without sleeping (ttwu_runnable: no IPI).
+
+Each idle period is NOHZ idle without a cpuidle driver (default_idle_call: the tick is
+always stopped), so every halt costs
   - idle entry, tick_nohz_stop_tick: the tick moves later (one reprogram), then HLT;
-  - idle exit, tick_nohz_restart: hrtimer_cancel(sched_timer) reprograms to the
-    next timer (later), hrtimer_start(sched_timer) to the next tick (earlier).
-That is ~3 TSC-deadline writes and 1 apic-icr write per halt (DESIGN.md section 1).
-Under lazy mode the later deadlines are skipped (`tsc >= armed`) and the tick
-deadline recomputed within one tick period is skipped unless its jitter puts it
-below `armed` (VcpuConfig.reprogram_jitter_cycles).
+  - idle exit, tick_nohz_restart: hrtimer_cancel(sched_timer) reprograms to the next
+    timer (later), hrtimer_start(sched_timer) to the next tick (earlier)
+-- 3 TSC-deadline writes and 1 apic-icr write per halt (DESIGN.md section 1). Under lazy
+mode the later deadlines are skipped (`tsc >= armed`) and the tick's deadline, computed
+again on every restart within a tick period, is skipped unless its jitter puts it below
+`armed` (VcpuConfig.reprogram_jitter_cycles): the armed tick stays armed and fires once
+per tick period whatever the vCPU is doing (docs/model.md, "tcp_rr").
 
-Parameters are CPU times of the guest code paths, documented in PARAMS; every exit
-keeps the vCPU in the host for `host.exit_cost_ns`, stolen from the task running, so
-fewer exits make transactions faster -- nothing of the seed's table is written in.
+Every parameter is a guest CPU time (PARAMS) or HZ; every exit keeps the vCPU in the host
+for `host.exit_cost_ns`, which the work in progress waits for, so fewer exits make
+transactions faster. Nothing of the published tables is written in.
 """
-
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -37,14 +42,35 @@ class TcpRR(Workload):
         Spec("client_vcpu", "int", 0, "vCPU running netperf (the client).", 0, 255),
         Spec("server_vcpu", "int", 1, "vCPU running netserver.", 0, 255),
         Spec("hz", "int", 1000, "Guest CONFIG_HZ: the tick period is 1/hz.", 1, 10_000),
-        Spec("client_send_ns", "duration", 3000, "Client CPU time to send a request (syscall + loopback TCP).", 0, 10_000_000),
-        Spec("server_proc_ns", "duration", 6000, "Server CPU time from wake-up to sending the reply.", 0, 10_000_000),
-        Spec("client_recv_ns", "duration", 3000, "Client CPU time from wake-up to having read the reply.", 0, 10_000_000),
+        Spec(
+            "client_send_ns",
+            "duration",
+            3000,
+            "Client CPU time from send() to netserver's wake-up (tcp_sendmsg, loopback, the receive softirq up to sk_data_ready).",
+            0,
+            10_000_000,
+        ),
+        Spec(
+            "server_proc_ns",
+            "duration",
+            6000,
+            "Server CPU time from being scheduled in to netperf's wake-up: recv() returns the request, send() the reply through loopback.",
+            0,
+            10_000_000,
+        ),
+        Spec(
+            "client_recv_ns",
+            "duration",
+            3000,
+            "Client CPU time from being scheduled in to recv() returning the reply.",
+            0,
+            10_000_000,
+        ),
         Spec(
             "post_send_ns",
             "duration",
             4000,
-            "CPU time after the peer's wake-up: the rest of the loopback softirq and send(), then recv() until it blocks and the switch to idle.",
+            "CPU time after waking the peer (both sides): the rest of the softirq and send(), recv() until it blocks, the switch to the idle task.",
             0,
             10_000_000,
         ),
@@ -52,7 +78,7 @@ class TcpRR(Workload):
             "wake_ipi_ns",
             "duration",
             1000,
-            "CPU time of the wake-up IPI on an idle vCPU (sysvec_call_function_single -> sched_ttwu_pending, irq_exit) before the idle loop sees need_resched and restarts the tick.",
+            "CPU time of the wake-up IPI on an idle vCPU (sysvec_call_function_single -> sched_ttwu_pending, irq_exit) until the idle loop sees need_resched and restarts the tick.",
             0,
             10_000_000,
         ),
