@@ -75,9 +75,13 @@ class PrefixCounts:
                 "msr_writes": msr["tsc-deadline"],
                 "msr_writes_skipped": int(k[Kind.DEADLINE_SKIP]),
                 "interrupts": int(k[Kind.GUEST_TIMER_IRQ]),
+                "interrupts_useful": int(k[Kind.GUEST_TIMER_IRQ] - k[Kind.HAZ_SPURIOUS]),
                 "spurious": int(k[Kind.HAZ_SPURIOUS]),
                 "late": int(k[Kind.HAZ_LATE]),
                 "lost": int(k[Kind.HAZ_LOST]),
+                "host_expiries": int(k[Kind.TIMER_EXPIRED] + k[Kind.TIMER_COALESCED]),
+                "host_timer_fires": int(k[Kind.TIMER_FIRE]),
+                "expiries_dropped": int(k[Kind.TIMER_DROPPED]),
             },
             "hazards": {
                 "spurious": int(k[Kind.HAZ_SPURIOUS]),
