@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import themes
-from .exits_panel import get_path, share, table_rows
+from .exits_panel import TIMER_TIPS, get_path, share, table_rows
 from .fmt import fmt_ns
 from .timeline import TimelineWidget
 from .timeline_data import TimelineData
@@ -150,10 +150,12 @@ class CompareView(QtWidgets.QWidget):
                     item.setTextAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
                 if label == "total":
                     item.setFont(bold)
+                if not col and label.startswith("timer: "):
+                    item.setToolTip(TIMER_TIPS.get(label.removeprefix("timer: "), ""))
                 if col >= 5 and delta:
                     # fewer exits (or fewer hazards) is better; more skipped writes is better too
                     good = (delta < 0) != (label == "timer: msr_writes_skipped")
-                    if label in ("timer: deadline_requests", "timer: interrupts"):
+                    if label in ("timer: deadline_requests", "timer: interrupts", "timer: interrupts_useful"):
                         good = None
                     if good is not None:
                         item.setForeground(better if good else worse)
