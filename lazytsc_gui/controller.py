@@ -16,7 +16,7 @@ from lazytsc.snapshot import Snapshot
 from lazytsc.taxonomy import EXIT_BY_NAME, KIND_BY_NAME
 from PySide6 import QtCore
 
-from .document import RunDocument, TraceDocument, build_run, build_trace
+from .document import RunDocument, TraceDocument, build_trace, stream_run
 from .fmt import fmt_ns
 from .worker import TaskRunner
 
@@ -26,6 +26,7 @@ PLAY_INTERVAL_MS = 40
 
 class DebugController(QtCore.QObject):
     documentChanged = QtCore.Signal(object)
+    documentGrew = QtCore.Signal(object)  # a streaming run got its next chunk of events
     positionChanged = QtCore.Signal(int)
     selectionChanged = QtCore.Signal(int)
     vcpuChanged = QtCore.Signal(int)
@@ -63,29 +64,57 @@ class DebugController(QtCore.QObject):
         return self.runner.busy
 
     def load_scenario(self, scenario: Scenario, mode: str, keep_time: bool = False, on_loaded=None, on_failed=None) -> bool:
-        """Run `scenario` in `mode` in the worker; the document is replaced when it is done."""
+        """Stream `scenario` in `mode` from the worker: shown after its first chunk, filled in as it runs.
+
+        Cancelled or failed, the previous document comes back.
+        """
+        if self.busy:
+            return False
         self.pause_play()
         t_keep = self.current_time_ns() if (keep_time and self.doc is not None) else None
+        previous = self.doc
+        doc = RunDocument.empty(scenario, mode)
 
-        def done(doc: RunDocument) -> None:
-            self.set_document(doc)
+        def chunk(cols) -> None:
+            if doc.add(cols):
+                self.set_document(doc)  # the first screen
+            elif self.doc is doc:
+                self.documentGrew.emit(doc)
+
+        def done(_events: int) -> None:
+            doc.finish()
+            if self.doc is not doc:
+                self.set_document(doc)
+            else:  # the panels now see the whole run
+                self.documentChanged.emit(doc)
+                self.positionChanged.emit(self.position)
             if t_keep is not None:
                 idx = int(np.searchsorted(doc.log.column("time"), t_keep, side="right"))
                 self.goto_position(idx)
             if on_loaded is not None:
                 on_loaded(doc)
 
+        def restore_previous() -> None:
+            if self.doc is doc:
+                self.set_document(previous)
+
         def failed(message: str, tb: str) -> None:
+            restore_previous()
             self.loadFailed.emit("Run failed", f"{scenario.name}: {message}\n\n{tb}")
             if on_failed is not None:
                 on_failed(message)
 
+        def cancelled() -> None:
+            restore_previous()
+            self.status.emit("Run cancelled: the previous run is still shown")
+
         return self.runner.start(
             f"run {scenario.name} ({mode})",
-            lambda job: build_run(scenario, mode, job),
+            lambda job: stream_run(scenario, mode, job, job.partial),
             done,
             failed,
-            lambda: self.status.emit("Run cancelled: the previous run is still shown"),
+            cancelled,
+            on_partial=chunk,
         )
 
     def load_trace(self, path: str, on_loaded=None) -> bool:

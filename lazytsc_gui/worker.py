@@ -3,7 +3,9 @@
 A job is a plain function `fn(job) -> result` that calls `job.report(frac, text)`
 now and then and checks `job.cancelled()`. It runs in a QThread; its result (or
 error) comes back to the UI thread through queued signals, so the window keeps
-painting and responding while the engine runs.
+painting and responding while the engine runs. A streaming job hands partial
+results (chunks of a run) to the UI thread as it goes with `job.partial(obj)`;
+they arrive in order, all before the final result.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Cancelled(Exception):
 
 class Job(QtCore.QObject):
     progress = QtCore.Signal(float, str)
+    partial_sig = QtCore.Signal(object)
     finished = QtCore.Signal(object)
     failed = QtCore.Signal(str, str)
     cancelled_sig = QtCore.Signal()
@@ -46,6 +49,10 @@ class Job(QtCore.QObject):
     def check(self) -> None:
         if self._cancel.is_set():
             raise Cancelled()
+
+    def partial(self, obj: Any) -> None:
+        """Hand a partial result to the UI thread (delivered in order, before the result)."""
+        self.partial_sig.emit(obj)
 
     def report(self, fraction: float, text: str = "") -> None:
         """Progress (0..1, or -1 when unknown); throttled to ~20 updates a second."""
@@ -92,6 +99,7 @@ class TaskRunner(QtCore.QObject):
         on_done: Callable[[Any], None],
         on_error: Callable[[str, str], None] | None = None,
         on_cancel: Callable[[], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
     ) -> bool:
         if self._job is not None:
             return False
@@ -112,7 +120,9 @@ class TaskRunner(QtCore.QObject):
         job.failed.connect(self._on_failed)
         job.cancelled_sig.connect(self._on_cancelled)
         job.progress.connect(self.progress)
+        job.partial_sig.connect(self._on_partial)
         self._job, self._thread = job, thread
+        self._on_partial_cb = on_partial
         self._callbacks = (on_done, on_error, on_cancel)
         self.label = label
         self.started.emit(label)
@@ -150,6 +160,12 @@ class TaskRunner(QtCore.QObject):
         sys.setswitchinterval(getattr(self, "_switch", sys.getswitchinterval()))
         self.busyChanged.emit(False)
         return callbacks
+
+    @QtCore.Slot(object)
+    def _on_partial(self, obj: Any) -> None:
+        cb = getattr(self, "_on_partial_cb", None)
+        if cb is not None:
+            cb(obj)
 
     @QtCore.Slot(object)
     def _on_finished(self, result: Any) -> None:
