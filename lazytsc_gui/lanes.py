@@ -25,10 +25,10 @@ ROW_LABELS = {
 # Imported traces: one vCPU group combines what the host saw (exits, its timer)
 # and what the guest did and got (deadline writes, interrupts taken, halts).
 TRACE_ROW_LABELS = {
-    "guest": "guest: WRMSR 6e0",
+    "guest": "guest: 6e0 v",
     "host": "host: timer",
     "lazy": "host: lazy",
-    "irq": "guest: interrupts",
+    "irq": "guest: irq",
     "exits": "host: exits",
     "hlt": "guest: HLT",
     "haz": "hazards",

@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtGui
 
 from . import themes
 from .timeline_data import TimelineData, column_counts
-from .tracks import LEVELS, Raster, argb, levels_for
+from .tracks import LEVELS, Raster, argb, levels_for, report_paint_error
 
 HEIGHT = 34
 
@@ -37,6 +37,12 @@ class _OverviewItem(pg.GraphicsObject):
         return QtCore.QRectF(0.0, 0.0, max(end, 1e-9), 1.0)
 
     def paint(self, p: QtGui.QPainter, opt, widget=None) -> None:
+        try:
+            self._paint(p)
+        except Exception:  # pragma: no cover - reported, never fatal
+            report_paint_error(self)
+
+    def _paint(self, p: QtGui.QPainter) -> None:
         data = self.data
         vb = self.getViewBox()
         if data is None or vb is None or data.n_events == 0:
@@ -138,8 +144,8 @@ class OverviewStrip(pg.GraphicsLayoutWidget):
         ax = self.plot.getAxis("left")
         ax.setPen(pg.mkPen(th.grid))
         ax.setTextPen(pg.mkPen(th.plot_fg))
-        fill = QtGui.QColor(th.marks.get("cursor", "#ffee58"))
-        fill.setAlpha(40)
+        fill = QtGui.QColor(th.plot_fg)
+        fill.setAlpha(28)
         self.region.setBrush(fill)
         edge = QtGui.QColor(th.marks.get("cursor", "#ffee58"))
         for line in self.region.lines:

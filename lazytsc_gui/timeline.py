@@ -34,7 +34,7 @@ from .tracks import DeadlineTrack, Frame, MarkTrack, SpanTrack, Track, TrackItem
 
 ROW_PX = 20  # lane row height in logical pixels (minimum)
 DEADLINE_PX = 110
-AXIS_W = 118
+AXIS_W = 124
 PICK_PX = 6
 RULER_PX = 44
 ZOOM_STEP = 1.4  # per key press (W/S, +/-)
@@ -496,6 +496,7 @@ class TimelineWidget(QtWidgets.QWidget):
         axis.setTicks([[(i + 0.5, labels[r]) for i, r in enumerate(names)], []])
         axis.setStyle(tickLength=0)
         plot.setMinimumHeight(n * ROW_PX + 10)
+        plot.setMaximumHeight(n * ROW_PX * 1.6 + 10)  # a few rows must not stretch over the whole view
         y = {r: i + 0.5 for i, r in enumerate(names)}
         base = {r: i for i, r in enumerate(names)}
         rows: dict[str, list[Track]] = {}
@@ -557,6 +558,7 @@ class TimelineWidget(QtWidgets.QWidget):
         axis = DeadlineAxis("left")
         plot, vb = self._new_plot((lanes.label + " " if label else "") + "deadline in", axis)
         plot.setMinimumHeight(DEADLINE_PX)
+        plot.setMaximumHeight(DEADLINE_PX * 2)
         series = lanes.deadline_series()
         labels = {
             "pending": "pending (guest, shared page)",
@@ -736,11 +738,13 @@ class TimelineWidget(QtWidgets.QWidget):
             self.ruler_box.setXRange(x0, x1, padding=0)
 
     def zoom_to_fit(self) -> None:
+        """The whole run (a trace: from its first event to its last)."""
         if self.data is None or not self.plots:
             return
         end = self.data.span_end_ns * 1e-9
-        t1 = end if end > 0 else 1e-6
-        self.ruler_box.setXRange(0.0, t1, padding=0.01)
+        start = self.data.t_start_ns * 1e-9 if self.data.kind == "trace" else 0.0
+        t1 = end if end > start else start + 1e-6
+        self.ruler_box.setXRange(start, t1, padding=0.01)
         self._fitted = True
 
     def zoom(self, factor: float, center: float | None = None) -> None:
@@ -774,7 +778,8 @@ class TimelineWidget(QtWidgets.QWidget):
         x0, x1 = self.x_range()
         if self.data is not None:
             end = max(self.data.span_end_ns * 1e-9, 1e-6)
-            if x0 > 0.005 * end or x1 < end:
+            start = self.data.t_start_ns * 1e-9 if self.data.kind == "trace" else 0.0
+            if x0 > start + 0.005 * (end - start) or x1 < end:
                 self._fitted = False
         self.overview.set_window(x0, x1)
         self._update_mode_label()

@@ -56,6 +56,22 @@ _SIMPLE_MARKS = {
 _MASK_MARKS = ("kicks_rearm", "kicks_disarm", "irqs_dropped", "irqs_spurious", "irqs_late")
 
 
+def find(a: np.ndarray, keys, side: str = "left"):
+    """`np.searchsorted` with the keys cast to the array's dtype.
+
+    numpy compares in the common type of the two, so an int32 index array
+    searched with int64 keys (or int64 times with float keys) would be converted,
+    a copy of the whole array, on every call: O(n) instead of O(log n).
+    """
+    k = np.asarray(keys)
+    if k.dtype != a.dtype:
+        if np.issubdtype(a.dtype, np.integer):
+            info = np.iinfo(a.dtype)
+            k = np.clip(k, info.min, info.max)
+        k = k.astype(a.dtype)
+    return np.searchsorted(a, k, side=side)
+
+
 class Marks:
     """Point events of one track: sorted event indices (times are the log's)."""
 
@@ -186,7 +202,7 @@ class Steps:
 
     def value_after(self, index: int) -> int:
         """The value after every change logged at or before event `index`."""
-        j = int(np.searchsorted(self.idx, index, side="right")) - 1
+        j = int(find(self.idx, index, side="right")) - 1
         return int(self.raw[j]) if j >= 0 else 0
 
 
@@ -468,6 +484,7 @@ class TimelineData:
         self.hazard_codes: set[int] = set()
         self.halts_end_at_wake = kind != "trace"
         self.n_events = 0
+        self.t_start_ns = 0  # the first event's time
         self.t_end_ns = 0
         self.expected_end_ns = expected_end_ns
         self.complete = False
@@ -526,7 +543,7 @@ class TimelineData:
             return -1
         s = self.search_ns
         xn = x * 1e9
-        i = int(np.searchsorted(s, xn))
+        i = int(find(s, np.ceil(xn)))
         if i >= n:
             return n - 1
         if i > 0 and abs(s[i - 1] - xn) <= abs(s[i] - xn):
@@ -535,11 +552,13 @@ class TimelineData:
 
     def events_before(self, t_ns: np.ndarray) -> np.ndarray:
         """For each time, how many events happened strictly before it."""
-        return np.searchsorted(self.search_ns, t_ns, side="left")
+        # times are integer ns: time < t  <=>  time < ceil(t)
+        return find(self.search_ns, np.ceil(np.asarray(t_ns, dtype=np.float64)), side="left")
 
     def events_upto(self, t_ns: np.ndarray) -> np.ndarray:
         """For each time, how many events happened at or before it."""
-        return np.searchsorted(self.search_ns, t_ns, side="right")
+        # time <= t  <=>  time <= floor(t)
+        return find(self.search_ns, np.floor(np.asarray(t_ns, dtype=np.float64)), side="right")
 
     # ---- building ----------------------------------------------------------------------
     def _lane(self, v: int) -> VcpuLanes:
@@ -557,6 +576,8 @@ class TimelineData:
             return
         offset = self.n_events
         prev_end = self.t_end_ns
+        if offset == 0:
+            self.t_start_ns = int(time.min())
         if self.sorted and (time[0] < prev_end or (m > 1 and np.any(time[1:] < time[:-1]))):
             self.sorted = False
             self._search = GrowArray(np.int64)
@@ -618,12 +639,12 @@ def choose_mode(count: int, npix: int) -> str:
 
 def index_range(idx: np.ndarray, e0: int, e1: int) -> tuple[int, int]:
     """[i0, i1) of a sorted index array's entries in the event range [e0, e1)."""
-    return int(np.searchsorted(idx, e0, side="left")), int(np.searchsorted(idx, e1, side="left"))
+    return int(find(idx, e0, side="left")), int(find(idx, e1, side="left"))
 
 
 def column_counts(idx: np.ndarray, edges_events: np.ndarray) -> np.ndarray:
     """Marks per pixel column: `edges_events[j]` is the first event of column j (len npix + 1)."""
-    c = np.searchsorted(idx, edges_events, side="left")
+    c = find(idx, edges_events, side="left")
     return np.diff(c)
 
 
@@ -633,7 +654,7 @@ def coverage(spans: Spans, time_ns: np.ndarray, end_ns: int, edges_ns: np.ndarra
     covered = np.zeros(len(edges_ns), dtype=np.float64)
     if len(start):
         # the last span starting before each edge (its start event comes before the edge's)
-        j = np.searchsorted(start, edges_events, side="left") - 1
+        j = find(start, edges_events, side="left") - 1
         ok = j >= 0
         jj = np.maximum(j, 0)
         t0 = time_ns[start[jj]]
@@ -650,7 +671,7 @@ def step_values(steps: Steps, events_upto: np.ndarray) -> np.ndarray:
     """The step's raw value after the first `events_upto[i]` events, for each i."""
     if not len(steps):
         return np.zeros(len(events_upto), dtype=np.int64)
-    j = np.searchsorted(steps.idx, events_upto, side="left") - 1
+    j = find(steps.idx, events_upto, side="left") - 1
     return np.where(j >= 0, steps.raw[np.maximum(j, 0)], 0)
 
 

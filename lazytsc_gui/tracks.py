@@ -32,13 +32,14 @@ from .timeline_data import (
     choose_mode,
     column_counts,
     coverage,
+    find,
     index_range,
     step_values,
     symlog,
     tsc_to_ns,
 )
 
-DENSITY_SAMPLES = 16  # samples of a deadline per pixel column (density mode)
+DENSITY_SAMPLES = 12  # samples of a deadline per pixel column (density mode)
 LEVELS = (0.42, 0.62, 0.82, 1.0)  # opacity of a binned column by how many marks it holds
 
 
@@ -83,6 +84,8 @@ class Frame:
         self._key: tuple | None = None
         self.edges_ns = np.zeros(1)
         self.before = np.zeros(1, dtype=np.int64)
+        self._visible = (0, 0)
+        self._samples: tuple | None = None
 
     def update(self, x0: float, x1: float, npix: int) -> None:
         key = (x0, x1, npix, self.data.version)
@@ -91,9 +94,28 @@ class Frame:
         self._key = key
         self.edges_ns = np.linspace(x0 * 1e9, x1 * 1e9, npix + 1)
         self.before = self.data.events_before(self.edges_ns)
+        self._visible = (int(self.before[0]), int(self.data.events_upto(np.array([self.edges_ns[-1]]))[0]))
+        self._samples = None
 
     def visible_events(self) -> tuple[int, int]:
-        return int(self.before[0]), int(self.data.events_upto(np.array([self.edges_ns[-1]]))[0])
+        """[e0, e1): the events inside the view."""
+        return self._visible
+
+    def samples(self, k: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """k sample times per pixel column (up to `end_ns`), their columns and the events up to each.
+
+        Shared by every deadline of every plot in this frame.
+        """
+        key = (k, end_ns)
+        if self._samples is None or self._samples[0] != key:
+            edges = self.edges_ns
+            frac = (np.arange(k) + 0.5) / k
+            s = (edges[:-1, None] + (edges[1:] - edges[:-1])[:, None] * frac[None, :]).ravel()
+            cols = np.repeat(np.arange(len(edges) - 1), k)
+            keep = s <= end_ns
+            s, cols = s[keep], cols[keep]
+            self._samples = (key, s, cols, self.data.events_upto(s))
+        return self._samples[1:]
 
 
 def _path(xs: np.ndarray, ys: np.ndarray, connect) -> QtGui.QPainterPath:
@@ -179,11 +201,20 @@ def argb(color: QtGui.QColor, alpha: float) -> int:
 
 
 class Raster:
-    """An ARGB32 (premultiplied) image of one plot's binned tracks, drawn with one call."""
+    """An ARGB32 (premultiplied) image of one plot's binned tracks, drawn with one call.
+
+    The numpy array is a view of the QImage's own pixels: the image is never
+    built from a Python buffer (PySide6 6.11's QImage(buffer, ...) releases a
+    reference it never took, which corrupts the Python heap after a while).
+    """
 
     def __init__(self, width: int, height: int) -> None:
         self.w, self.h = max(1, width), max(1, height)
-        self.img = np.zeros((self.h, self.w), dtype=np.uint32)
+        self.qimg = QtGui.QImage(self.w, self.h, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        self.qimg.fill(0)
+        stride = self.qimg.bytesPerLine() // 4
+        buf = np.frombuffer(self.qimg.bits(), dtype=np.uint32, count=stride * self.h)
+        self.img = buf.reshape(self.h, stride)[:, : self.w]
         self.used = False
 
     def columns(self, y0: float, y1: float, cols: np.ndarray, values: np.ndarray) -> None:
@@ -192,6 +223,12 @@ class Raster:
         if b <= a or not len(cols):
             return
         self.img[a:b, cols] = values[None, :]
+        self.used = True
+
+    def put(self, flat: np.ndarray, values: np.ndarray) -> None:
+        """Paint ARGB values at flat pixel indices (row-major, `w` per row), over what is there."""
+        rows, cols = np.divmod(flat, self.w)
+        self.img[rows, cols] = values
         self.used = True
 
     def block(self, img: np.ndarray, y0: int) -> None:
@@ -214,8 +251,21 @@ class Raster:
     def draw(self, p: QtGui.QPainter, left: float, top: float) -> None:
         if not self.used:
             return
-        qimg = QtGui.QImage(self.img.data, self.w, self.h, self.w * 4, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
-        p.drawImage(QtCore.QRectF(left, top, self.w, self.h), qimg)
+        p.drawImage(QtCore.QRectF(left, top, self.w, self.h), self.qimg)
+
+
+_PALETTES: dict[int, np.ndarray] = {}
+
+
+def palette(color: QtGui.QColor) -> np.ndarray:
+    """ARGB of a colour at each of the LEVELS opacities (cached)."""
+    key = color.rgba()
+    hit = _PALETTES.get(key)
+    if hit is None:
+        if len(_PALETTES) > 256:
+            _PALETTES.clear()
+        hit = _PALETTES[key] = np.array([argb(color, a) for a in LEVELS], dtype=np.uint32)
+    return hit
 
 
 def levels_for(counts: np.ndarray) -> np.ndarray:
@@ -287,9 +337,8 @@ class MarkTrack(Track):
             if not len(cols):
                 return
             lv = levels_for(counts[cols])
-            palette = np.array([argb(color, a) for a in LEVELS], dtype=np.uint32)
             top = yc - h / 2 - g.top
-            raster.columns(top, top + h, cols, palette[lv])
+            raster.columns(top, top + h, cols, palette(color)[lv])
             return
         e0, e1 = frame.visible_events()
         i0, i1 = index_range(idx, e0, e1)
@@ -344,8 +393,8 @@ class SpanTrack(Track):
         """[j0, j1) of closed spans meeting the view: ending at or after it starts, starting before it ends."""
         e0, e1 = frame.visible_events()
         s = self.spans
-        j0 = int(np.searchsorted(s.end, e0, side="left"))
-        j1 = int(np.searchsorted(s.start, e1, side="left"))
+        j0 = int(find(s.end, e0, side="left"))
+        j1 = int(find(s.start, e1, side="left"))
         return j0, max(j0, j1)
 
     def visible_count(self, frame: Frame) -> int:
@@ -467,45 +516,42 @@ class DeadlineTrack(Track):
 
     def _density(self, g: Geom, frame: Frame, raster: Raster, color: QtGui.QColor, end_ns: int) -> None:
         n = g.npix
-        edges = frame.edges_ns
-        k = DENSITY_SAMPLES
-        frac = (np.arange(k) + 0.5) / k
-        s = (edges[:-1, None] + (edges[1:] - edges[:-1])[:, None] * frac[None, :]).ravel()
-        cols = np.repeat(np.arange(n), k)
-        keep = s <= end_ns
-        s, cols = s[keep], cols[keep]
+        s, cols, upto = frame.samples(DENSITY_SAMPLES, end_ns)
         if not len(s):
             return
-        data = frame.data
-        upto = data.events_upto(s)
-        seg = np.searchsorted(self.steps.idx, upto, side="left")  # which value holds at each sample
+        k = DENSITY_SAMPLES
+        seg = find(self.steps.idx, upto, side="left")  # which value holds at each sample
         raw = np.where(seg > 0, self.steps.raw[np.maximum(seg - 1, 0)], 0)
         y = symlog(tsc_to_ns(raw, self.khz) - s)
         ok = np.isfinite(y)
         h = raster.h
-        ypx = np.full(len(y), -1, dtype=np.int64)
+        ypx = np.zeros(len(y), dtype=np.int64)
         ypx[ok] = np.clip((g.oy + np.clip(y[ok], min(g.y0, g.y1), max(g.y0, g.y1)) * g.sy - g.top).astype(np.int64), 0, h - 1)
         # Each sample stands for 1/k of its column's time. Between two samples of one
         # column that see the same value, the time to it fell steadily: that time is
-        # spread over the pixels in between (a falling line, not two dots).
-        dens = np.zeros((h + 1, n), dtype=np.float64)
+        # spread over the pixels in between (a falling line, not two dots). Laid out
+        # (column, y) so the running sum over y is contiguous.
         pair = (cols[1:] == cols[:-1]) & (seg[1:] == seg[:-1]) & ok[1:] & ok[:-1]
         lo = np.minimum(ypx[:-1], ypx[1:])[pair]
         hi = np.maximum(ypx[:-1], ypx[1:])[pair]
         c = cols[1:][pair]
-        w = 1.0 / (k * (hi - lo + 1))
-        np.add.at(dens, (lo, c), w)
-        np.add.at(dens, (hi + 1, c), -w)
-        dens = np.cumsum(dens, axis=0)[:h]
-        single = ok & ~np.concatenate([pair, [False]]) & ~np.concatenate([[False], pair])
-        np.add.at(dens, (ypx[single], cols[single]), 1.0 / k)
-        hit = dens > 1e-12
-        if not hit.any():
+        length = hi - lo + 1
+        total = int(length.sum())
+        start = np.repeat(c * h + lo - np.concatenate([[0], np.cumsum(length)[:-1]]), length)
+        pix = start + np.arange(total)
+        dens = np.bincount(pix, weights=np.repeat(1.0 / (k * length), length), minlength=n * h).astype(np.float64, copy=False)
+        single = ok.copy()
+        single[1:] &= ~pair
+        single[:-1] &= ~pair
+        dens += np.bincount(cols[single] * h + ypx[single], minlength=n * h) * (1.0 / k)
+        nz = np.flatnonzero(dens > 1e-12)
+        if not len(nz):
             return
         # opacity: at least `base` for any value seen, full when a pixel holds a good part of the column's time
         base = 0.55 * self.emphasis
-        alpha = np.where(hit, np.minimum(1.0, base + (1.0 - base) * dens * 6.0), 0.0)
-        raster.block(_argb_ramp(color, alpha.ravel()).reshape(h, n) * hit, 0)
+        alpha = np.minimum(1.0, base + (1.0 - base) * dens[nz] * 6.0)
+        col_of, y_of = np.divmod(nz, h)
+        raster.put(y_of * n + col_of, _argb_ramp(color, alpha))
 
     def _line(self, p: QtGui.QPainter, g: Geom, frame: Frame, color: QtGui.QColor, end_ns: int) -> None:
         data = frame.data
@@ -563,6 +609,23 @@ class DeadlineTrack(Track):
         return float(d[j]), int(cand[j])
 
 
+_REPORTED: set[str] = set()
+PAINT_ERRORS: list[str] = []  # every painting error so far (tests check it stays empty)
+
+
+def report_paint_error(item) -> None:
+    """Print a painting error once per item type (to stderr) instead of raising into Qt."""
+    import sys
+    import traceback
+
+    text = traceback.format_exc()
+    PAINT_ERRORS.append(text)
+    key = type(item).__name__ + text.splitlines()[-1]
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        print(f"lazytsc-gui: error while painting {type(item).__name__}:\n{text}", file=sys.stderr)
+
+
 class TrackItem(pg.GraphicsObject):
     """One GraphicsObject per plot painting all its tracks in device coordinates.
 
@@ -606,6 +669,14 @@ class TrackItem(pg.GraphicsObject):
         return {k: choose_mode(c, npix) for k, c in counts.items()}
 
     def paint(self, p: QtGui.QPainter, opt, widget=None) -> None:
+        # An exception must never leave a paint override: PySide6 6.11 crashes
+        # reporting it while another thread runs Python (a streaming run).
+        try:
+            self._paint(p)
+        except Exception:  # pragma: no cover - reported, never fatal
+            report_paint_error(self)
+
+    def _paint(self, p: QtGui.QPainter) -> None:
         vb = self.getViewBox()
         if vb is None:
             return
