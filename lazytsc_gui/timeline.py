@@ -880,7 +880,9 @@ class TimelineWidget(QtWidgets.QWidget):
                 info.cursor.setVisible(t is not None)
                 if t is not None:
                     info.cursor.setValue(t)
-        if t is not None and self.follow and self.plots:
+        # "before the first event" (t = 0 of a trace that starts later) does not scroll
+        before_data = self.data is not None and self.data.kind == "trace" and t is not None and t * 1e9 < self.data.t_start_ns
+        if t is not None and self.follow and self.plots and not before_data:
             x0, x1 = self.x_range()
             w = x1 - x0
             if w > 0 and not (x0 <= t <= x1):
