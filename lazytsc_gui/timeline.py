@@ -39,6 +39,7 @@ PICK_PX = 6
 RULER_PX = 44
 ZOOM_STEP = 1.4  # per key press (W/S, +/-)
 PAN_STEP = 0.2  # of the window per key press (A/D, arrows)
+GROW_REDRAW_MS = 250  # while a run streams in, redraw at most this often
 
 pg.setConfigOptions(antialias=False, useOpenGL=False)
 
@@ -67,6 +68,16 @@ class LaneViewBox(pg.ViewBox):
         if ax.width() > 0:
             self.setXRange(ax.left(), ax.right(), padding=0)
             self.sigRangeChangedManually.emit(self.state["mouseEnabled"])
+
+    def updateViewRange(self, forceX=False, forceY=False):
+        """Apply a new range to the view's transform now, not at the next paint.
+
+        pyqtgraph defers it to the paint, where changing the transform makes the
+        scene schedule a second, full repaint: every zoom or pan frame was drawn twice.
+        """
+        super().updateViewRange(forceX, forceY)
+        if self._matrixNeedsUpdate:
+            self.updateMatrix()
 
 
 class DeadlineAxis(pg.AxisItem):
@@ -192,6 +203,12 @@ class TimelineWidget(QtWidgets.QWidget):
         self._fitted = True  # the view shows the whole run (kept while the run streams in)
         self._hover_x: float | None = None
         self._title_text = ""
+        self._color_cache: dict = {}
+        self._extremes: dict[int, tuple[int, float, float]] = {}  # deadline series -> (changes seen, max, min)
+        self._grow_timer = QtCore.QTimer(self)
+        self._grow_timer.setSingleShot(True)
+        self._grow_timer.setInterval(GROW_REDRAW_MS)
+        self._grow_timer.timeout.connect(self._apply_growth)
         self.setFocusPolicy(QtCore.Qt.FocusPolicy.StrongFocus)
 
         self.title = QtWidgets.QLabel()
@@ -202,6 +219,9 @@ class TimelineWidget(QtWidgets.QWidget):
         self.measure_label.setObjectName("measureLabel")
         self.mode_label = QtWidgets.QLabel()
         self.mode_label.setToolTip("Level of detail: exact marks when zoomed in, shaded per pixel column when zoomed out")
+        # a fixed width: a new text each frame must not re-lay out (and repaint) the whole timeline
+        self.mode_label.setFixedWidth(self.fontMetrics().horizontalAdvance("shaded per pixel · window 999.999 ms") + 8)
+        self.mode_label.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
         self.lanes_btn = QtWidgets.QToolButton()
         self.lanes_btn.setText("Lanes…")
         self.lanes_btn.setToolTip("Show, hide and reorder rows and vCPUs")
@@ -335,16 +355,18 @@ class TimelineWidget(QtWidgets.QWidget):
         self.clear(text)
 
     def _colors(self, role: str) -> QtGui.QColor:
+        """The theme's colour of a role (cached: asked for by every track of every paint)."""
         theme = themes.current()
-        if role == "__lane_alt__":
-            return QtGui.QColor(theme.lane_alt)
-        if role == "__background__":
-            return QtGui.QColor(theme.plot_bg)
-        if role == "__grid__":
-            return QtGui.QColor(theme.grid)
-        if role == "__grid_minor__":
-            return QtGui.QColor(theme.grid_minor)
-        return theme.color(role)
+        cache = self._color_cache
+        if cache.get("__theme__") is not theme:
+            cache.clear()
+            cache["__theme__"] = theme
+        color = cache.get(role)
+        if color is None:
+            special = {"__lane_alt__": theme.lane_alt, "__background__": theme.plot_bg, "__grid__": theme.grid, "__grid_minor__": theme.grid_minor}
+            color = QtGui.QColor(special[role]) if role in special else theme.color(role)
+            cache[role] = color
+        return color
 
     @property
     def row_labels(self) -> dict[str, str]:
@@ -370,10 +392,16 @@ class TimelineWidget(QtWidgets.QWidget):
         fitted = self._fitted if same else True
         if data.kind == "trace" and not same:
             self.lanes = self._trace_lanes(data)
-        self.data = data
-        self.frame = Frame(data)
         self._title_text = title
         self.title.setText(title)
+        if same and self.plots and self.stack.currentIndex() == 1 and self._structure_key(data) == self._structure:
+            self._grow_timer.stop()
+            self._apply_growth()  # the same run, grown or complete: no rebuild
+            return
+        if not same:
+            self._extremes.clear()
+        self.data = data
+        self.frame = Frame(data)
         if data.n_events == 0 and data.complete:
             self.glw.clear()
             self.plots = []
@@ -584,30 +612,42 @@ class TimelineWidget(QtWidgets.QWidget):
         """y range of a deadline plot: from the values the run takes (fixed, not by zoom).
 
         The top is the longest time to a deadline ever set; the overdue half is as
-        deep as the most overdue value, but never deeper than half the top.
+        deep as the most overdue value, but never deeper than half the top. The
+        extremes are kept per series and extended with the changes a chunk adds.
         """
-        data = self.data
-        time = data.time_ns
+        time = self.data.time_ns
         hi, lo = 1e4, 0.0
         for _name, s in series:
-            if not len(s):
-                continue
-            d = tsc_to_ns(s.raw, lanes.khz)
-            t = time[s.idx]
-            after = d - t
-            if np.isfinite(after).any():
-                hi = max(hi, float(np.nanmax(after)))
-            if len(d) > 1:
-                before_next = d[:-1] - t[1:]
-                if np.isfinite(before_next).any():
-                    lo = min(lo, float(np.nanmin(before_next)))
+            n = len(s)
+            seen, s_hi, s_lo = self._extremes.get(id(s), (0, 1e4, 0.0))
+            if n > seen:
+                start = max(0, seen - 1)  # the last change seen gets its "before next" value now
+                d = tsc_to_ns(s.raw[start:], lanes.khz)
+                t = time[s.idx[start:]]
+                after = (d - t)[seen - start :]
+                if np.isfinite(after).any():
+                    s_hi = max(s_hi, float(np.nanmax(after)))
+                if len(d) > 1:
+                    before_next = d[:-1] - t[1:]
+                    if np.isfinite(before_next).any():
+                        s_lo = min(s_lo, float(np.nanmin(before_next)))
+                self._extremes[id(s)] = (n, s_hi, s_lo)
+            hi, lo = max(hi, s_hi), min(lo, s_lo)
         top = float(symlog(hi)) + 0.4
         bottom = -min(max(1.5, float(symlog(-lo)) if lo < 0 else 1.5), 0.5 * top) - 0.3
         return (bottom, top)
 
     # ---- streaming ---------------------------------------------------------------------------
     def data_grew(self) -> None:
-        """The data got another chunk: redraw (rebuilding the plots only if new lanes appeared)."""
+        """The data got another chunk: redraw soon (chunks arriving faster are drawn together)."""
+        if self.data is not None and self.data.complete:
+            self._grow_timer.stop()
+            self._apply_growth()
+        elif not self._grow_timer.isActive():
+            self._grow_timer.start()
+
+    def _apply_growth(self) -> None:
+        """Redraw the grown data (rebuilding the plots only if new lanes appeared)."""
         data = self.data
         if data is None:
             return

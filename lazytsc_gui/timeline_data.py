@@ -61,13 +61,13 @@ def find(a: np.ndarray, keys, side: str = "left"):
 
     numpy compares in the common type of the two, so an int32 index array
     searched with int64 keys (or int64 times with float keys) would be converted,
-    a copy of the whole array, on every call: O(n) instead of O(log n).
+    a copy of the whole array, on every call: O(n) instead of O(log n). Event
+    indices fit int32 and times int64, so the cast loses nothing.
     """
+    if isinstance(keys, (int, float, np.integer, np.floating)):
+        return np.searchsorted(a, int(keys) if a.dtype.kind in "iu" else float(keys), side=side)
     k = np.asarray(keys)
     if k.dtype != a.dtype:
-        if np.issubdtype(a.dtype, np.integer):
-            info = np.iinfo(a.dtype)
-            k = np.clip(k, info.min, info.max)
         k = k.astype(a.dtype)
     return np.searchsorted(a, k, side=side)
 
@@ -695,7 +695,7 @@ def symlog(d_ns):
     grows with the run.
     """
     d = np.asarray(d_ns, dtype=np.float64)
-    return np.sign(d) * np.log10(1.0 + np.abs(d))
+    return np.copysign(np.log10(1.0 + np.abs(d)), d)
 
 
 def symlog_inv(y):

@@ -39,7 +39,7 @@ from .timeline_data import (
     tsc_to_ns,
 )
 
-DENSITY_SAMPLES = 12  # samples of a deadline per pixel column (density mode)
+DENSITY_SAMPLES = 8  # samples of a deadline per pixel column (density mode)
 LEVELS = (0.42, 0.62, 0.82, 1.0)  # opacity of a binned column by how many marks it holds
 
 
@@ -270,11 +270,12 @@ def palette(color: QtGui.QColor) -> np.ndarray:
 
 def levels_for(counts: np.ndarray) -> np.ndarray:
     """Opacity level (0..3) of each non-empty column: the log of its count against the busiest."""
-    top = float(counts.max()) if len(counts) else 1.0
+    top = int(counts.max()) if len(counts) else 1
     if top <= 1:
         return np.zeros(len(counts), dtype=np.int64)
-    frac = np.log1p(counts) / np.log1p(top)
-    return np.minimum(len(LEVELS) - 1, (frac * len(LEVELS)).astype(np.int64))
+    # the counts where the log-scale level steps up: top ** (k / LEVELS)
+    steps = np.power(float(top + 1), np.arange(1, len(LEVELS)) / len(LEVELS)) - 1.0
+    return np.searchsorted(steps, counts, side="right")
 
 
 class Track:
@@ -561,7 +562,7 @@ class DeadlineTrack(Track):
         if x1n <= x0n:
             return
         changes = data.time_ns[self.steps.idx[i0:i1]].astype(np.float64)
-        cols = np.linspace(x0n, x1n, max(2, g.npix // 2 + 1))
+        cols = np.linspace(x0n, x1n, max(2, g.npix // 4 + 1))  # the curve between changes, every 4 px
         # before/after each change: a vertical jump at the change's time
         t_before = np.nextafter(changes, -np.inf)
         xs = np.concatenate([cols, t_before, changes])
@@ -645,6 +646,7 @@ class TrackItem(pg.GraphicsObject):
         self.setFlag(self.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.paint_count = 0
         self.last_modes: set[str] = set()
+        self._modes: tuple | None = None
 
     def boundingRect(self) -> QtCore.QRectF:
         end = max(self.frame.data.span_end_ns * 1e-9, 1e-6)
@@ -659,7 +661,15 @@ class TrackItem(pg.GraphicsObject):
         self.update()
 
     def modes(self, frame: Frame, npix: int) -> dict[str, str]:
-        """Level of detail of each row (lanes) or track (deadlines) at this view."""
+        """Level of detail of each row (lanes) or track (deadlines) at this view (cached per frame)."""
+        key = (frame._key, npix, len(self.tracks))
+        if self._modes is not None and self._modes[0] == key:
+            return self._modes[1]
+        out = self._compute_modes(frame, npix)
+        self._modes = (key, out)
+        return out
+
+    def _compute_modes(self, frame: Frame, npix: int) -> dict[str, str]:
         counts: dict[str, int] = {}
         for t in self.tracks:
             key = t.row or t.name
@@ -698,10 +708,10 @@ class TrackItem(pg.GraphicsObject):
         p.resetTransform()
         p.setClipRect(QtCore.QRectF(left, top, abs(xb - xa), height))
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
-        self._background(p, g, left, top, abs(xb - xa), height)
+        raster = Raster(npix, int(round(height)))
+        self._background(p, g, left, top, abs(xb - xa), height, raster)
         modes = self.modes(frame, npix)
         self.last_modes = set(modes.values()) if self.tracks else set()
-        raster = Raster(npix, int(round(height)))
         exact = []
         for t in self.tracks:
             mode = modes.get(t.row or t.name, "exact")
@@ -718,7 +728,7 @@ class TrackItem(pg.GraphicsObject):
         self._pending_region(p, g, top, height)
         p.restore()
 
-    def _background(self, p: QtGui.QPainter, g: Geom, left: float, top: float, width: float, height: float) -> None:
+    def _background(self, p: QtGui.QPainter, g: Geom, left: float, top: float, width: float, height: float, raster: Raster | None = None) -> None:
         colors = self.colors
         if self.kind == "lanes":
             band = colors("__lane_alt__")
@@ -732,21 +742,25 @@ class TrackItem(pg.GraphicsObject):
             lo = max(top, min(y_now, top + height))
             if lo < top + height:
                 p.fillRect(QtCore.QRectF(left, lo, width, top + height - lo), colors("__lane_alt__"))
-        if self.grid is not None:
+        if self.grid is not None and raster is not None:
+            # grid lines are columns (and, in deadline plots, rows) of the raster image
             major, minor = self.grid(g.x0, g.x1, g.npix)
             for values, role in ((minor, "__grid_minor__"), (major, "__grid__")):
-                xs = g.px(np.asarray(values, dtype=np.float64))
-                if len(xs):
-                    p.setPen(pg.mkPen(colors(role), width=1))
-                    p.drawPath(_path(np.repeat(xs, 2), np.tile([top, top + height], len(xs)), "pairs"))
+                cols = np.round(g.px(np.asarray(values, dtype=np.float64)) - left).astype(np.int64)
+                cols = cols[(cols >= 0) & (cols < raster.w)]
+                if len(cols):
+                    raster.img[:, cols] = argb(colors(role), 1.0)
+                    raster.used = True
         if self.kind == "deadline":
             # decades of the symlog axis, and `deadline == now`
             lo, hi = sorted((g.y0, g.y1))
             ticks = np.arange(np.ceil(lo / 3) * 3, hi + 1e-9, 3.0)
-            ys = g.oy + ticks * g.sy
-            if len(ys):
-                p.setPen(pg.mkPen(colors("__grid__"), width=1))
-                p.drawPath(_path(np.tile([left, left + width], len(ys)), np.repeat(ys, 2), "pairs"))
+            ticks = ticks[ticks != 0]  # 0 is the "now" line
+            rows = np.round(g.oy + ticks * g.sy - top).astype(np.int64)
+            rows = rows[(rows >= 0) & (rows < (raster.h if raster is not None else 0))]
+            if len(rows):
+                raster.img[rows, :] = argb(colors("__grid__"), 1.0)
+                raster.used = True
             p.setPen(pg.mkPen(colors("now"), width=1, style=QtCore.Qt.PenStyle.DashLine))
             y_now = g.py(0.0)
             p.drawLine(QtCore.QPointF(left, y_now), QtCore.QPointF(left + width, y_now))

@@ -28,7 +28,7 @@ from typing import Any
 from PySide6 import QtCore
 
 JOB_SWITCH_INTERVAL = 0.0005  # seconds (CPython's default is 0.005)
-GC_EVERY_MS = 250  # while a job runs, the UI thread collects garbage this often
+GC_EVERY_MS = 500  # while a job runs, the UI thread collects garbage this often
 
 
 class Cancelled(Exception):
@@ -164,7 +164,7 @@ class TaskRunner(QtCore.QObject):
     def _collect(self) -> None:
         """Garbage collection on the UI thread (young generations often, all of them now and then)."""
         self._gc_ticks += 1
-        gc.collect(2 if self._gc_ticks % 8 == 0 else 1)
+        gc.collect(2 if self._gc_ticks % 10 == 0 else 1)
 
     def cancel(self) -> None:
         if self._job is not None:
