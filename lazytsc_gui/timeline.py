@@ -102,18 +102,105 @@ class DeadlineAxis(pg.AxisItem):
 
 
 class TimeAxis(pg.AxisItem):
-    """The ruler's time axis: tick labels with their unit (`250 µs`, `1.5 ms`)."""
+    """The ruler's time axis: tick labels with their unit (`250 µs`, `20.05 ms`).
+
+    The unit follows the size of the times shown, the decimals the tick spacing.
+    """
 
     def tickStrings(self, values, scale, spacing):
+        if not len(values):
+            return []
         step = abs(spacing) * 1e9
+        big = max(abs(v) for v in values) * 1e9
         for unit, factor in (("s", 1e9), ("ms", 1e6), ("µs", 1e3), ("ns", 1.0)):
-            if step >= factor * 0.999 or unit == "ns":
+            if big >= factor * 0.999 or unit == "ns":
                 break
         x = step / factor
         digits = 0
-        while digits < 6 and abs(round(x, digits) - x) > 1e-6 * max(x, 1e-12):
+        while digits < 9 and abs(round(x, digits) - x) > 1e-6 * max(x, 1e-12):
             digits += 1
         return [f"{v * 1e9 / factor:.{digits}f} {unit}" for v in values]
+
+
+class RulerTicks(pg.GraphicsObject):
+    """Tick marks and time labels along the bottom of the ruler, drawn directly.
+
+    (pyqtgraph's AxisItem re-lays out its labels on every frame; here one frame's
+    ticks are the timeline's shared `_ticks` and ten `drawText` calls.)
+    """
+
+    def __init__(self, ticks, axis: TimeAxis, colors) -> None:
+        super().__init__()
+        self.ticks = ticks
+        self.axis = axis
+        self.colors = colors
+        self.setZValue(5)
+
+    def boundingRect(self) -> QtCore.QRectF:
+        vb = self.getViewBox()
+        if vb is None:
+            return QtCore.QRectF()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        return QtCore.QRectF(x0, y0, max(x1 - x0, 1e-12), max(y1 - y0, 1e-12))
+
+    def viewRangeChanged(self) -> None:
+        self.prepareGeometryChange()
+
+    def paint(self, p: QtGui.QPainter, opt, widget=None) -> None:
+        try:
+            self._paint(p)
+        except Exception:  # pragma: no cover - reported, never fatal
+            from .tracks import report_paint_error
+
+            report_paint_error(self)
+
+    def _paint(self, p: QtGui.QPainter) -> None:
+        vb = self.getViewBox()
+        if vb is None:
+            return
+        tr = p.transform()
+        (x0, x1), (y0, y1) = vb.viewRange()
+        sx = tr.m11()
+        if sx == 0:
+            return
+        npix = max(1, int(round((x1 - x0) * abs(sx))))
+        major, minor = self.ticks(x0, x1, npix)
+        left = tr.dx() + x0 * sx
+        right = tr.dx() + x1 * sx
+        bottom = max(tr.dy() + y0 * tr.m22(), tr.dy() + y1 * tr.m22())
+        p.save()
+        p.resetTransform()
+        p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
+        fg = self.colors("__text__")
+        p.setPen(pg.mkPen(self.colors("__grid__"), width=1))
+        p.drawLine(QtCore.QPointF(left, bottom - 0.5), QtCore.QPointF(right, bottom - 0.5))
+        for values, length in ((minor, 3), (major, 6)):
+            for v in values:
+                x = tr.dx() + v * sx
+                p.drawLine(QtCore.QPointF(x, bottom - length), QtCore.QPointF(x, bottom))
+        if major:
+            spacing = major[1] - major[0] if len(major) > 1 else (x1 - x0)
+            labels = self.axis.tickStrings(major, 1.0, spacing)
+            p.setPen(fg)
+            fm = p.fontMetrics()
+            last = -1e9
+            for v, text in zip(major, labels, strict=True):
+                x = tr.dx() + v * sx
+                w = fm.horizontalAdvance(text)
+                a = x - w / 2
+                if a < last + 6 or a < left - w / 2 or a + w > right:
+                    continue
+                p.drawText(QtCore.QPointF(a, bottom - 8), text)
+                last = a + w
+        p.restore()
+
+
+def _drop_axis(plot: pg.PlotItem, name: str) -> None:
+    """Remove an axis a plot does not show (a hidden axis still follows every range change)."""
+    axis = plot.getAxis(name)
+    axis.unlinkFromView()
+    plot.layout.removeItem(axis)
+    axis.hide()
 
 
 def _decade(ns: float) -> str:
@@ -204,6 +291,7 @@ class TimelineWidget(QtWidgets.QWidget):
         self._hover_x: float | None = None
         self._title_text = ""
         self._color_cache: dict = {}
+        self._linking = False
         self._extremes: dict[int, tuple[int, float, float]] = {}  # deadline series -> (changes seen, max, min)
         self._grow_timer = QtCore.QTimer(self)
         self._grow_timer.setSingleShot(True)
@@ -256,7 +344,9 @@ class TimelineWidget(QtWidgets.QWidget):
         self.ruler_plot.getAxis("left").setWidth(AXIS_W)
         self.ruler_plot.getAxis("left").setTicks([[(0.5, "markers")], []])
         self.ruler_plot.getAxis("left").setStyle(tickLength=0)
-        self.ruler_plot.setLabel("bottom", "")
+        _drop_axis(self.ruler_plot, "bottom")
+        self.ruler_ticks = RulerTicks(self._ticks, self.ruler_plot.getAxis("bottom"), self._colors)
+        self.ruler_plot.addItem(self.ruler_ticks, ignoreBounds=True)
         self.ruler_box.setYRange(0, 1, padding=0)
         self.ruler_box.setLimits(yMin=0, yMax=1)
         self.ruler.addItem(self.ruler_plot, row=0, col=0)
@@ -363,7 +453,7 @@ class TimelineWidget(QtWidgets.QWidget):
             cache["__theme__"] = theme
         color = cache.get(role)
         if color is None:
-            special = {"__lane_alt__": theme.lane_alt, "__background__": theme.plot_bg, "__grid__": theme.grid, "__grid_minor__": theme.grid_minor}
+            special = {"__lane_alt__": theme.lane_alt, "__background__": theme.plot_bg, "__grid__": theme.grid, "__grid_minor__": theme.grid_minor, "__text__": theme.plot_fg}
             color = QtGui.QColor(special[role]) if role in special else theme.color(role)
             cache[role] = color
         return color
@@ -470,9 +560,12 @@ class TimelineWidget(QtWidgets.QWidget):
         end = max(data.span_end_ns * 1e-9, 1e-6)
         for info in self.plots:
             plot = info.plot
-            plot.setXLink(self.ruler_plot)
-            plot.getViewBox().setLimits(xMin=-pad, xMax=end + pad, minXRange=1e-9)
-            plot.hideAxis("bottom")
+            vb = plot.getViewBox()
+            # linked by hand (below), not by pyqtgraph: its links map every range
+            # through screen geometry, a good part of each frame with many plots
+            vb.sigXRangeChanged.connect(self._plot_range_changed)
+            vb.setLimits(xMin=-pad, xMax=end + pad, minXRange=1e-9)
+            _drop_axis(plot, "bottom")
             for line_kind in ("cursor", "selection"):
                 line = pg.InfiniteLine(angle=90, movable=False)
                 line.setZValue(50)
@@ -814,8 +907,24 @@ class TimelineWidget(QtWidgets.QWidget):
     def _overview_window(self, x0: float, x1: float) -> None:
         self.set_x_range(x0, x1)
 
+    def _plot_range_changed(self, vb, rng) -> None:
+        """A plot's range changed (wheel, drag, rubber band on it): the ruler, then the others, follow."""
+        if self._linking:
+            return
+        a, b = (float(v) for v in rng)
+        if (a, b) != self.x_range():
+            self.ruler_box.setXRange(a, b, padding=0)
+
     def _on_range(self, _vb=None, rng=None) -> None:
         x0, x1 = self.x_range()
+        self._linking = True
+        try:
+            for info in self.plots:
+                vb = info.plot.getViewBox()
+                if tuple(vb.viewRange()[0]) != (x0, x1):
+                    vb.setXRange(x0, x1, padding=0)
+        finally:
+            self._linking = False
         if self.data is not None:
             end = max(self.data.span_end_ns * 1e-9, 1e-6)
             start = self.data.t_start_ns * 1e-9 if self.data.kind == "trace" else 0.0
@@ -834,7 +943,7 @@ class TimelineWidget(QtWidgets.QWidget):
         for info in self.plots:
             if info.kind != "lanes":
                 continue
-            npix = max(1, int(info.plot.getViewBox().width()))
+            npix = max(1, int(round(info.plot.getViewBox().width())))
             self.frame.update(x0, x1, npix)
             for row, mode in info.item.modes(self.frame, npix).items():
                 if any(len(getattr(t, "marks", ())) or len(getattr(t, "spans", ())) for t in info.rows.get(row, [])):

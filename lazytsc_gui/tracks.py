@@ -93,7 +93,8 @@ class Frame:
             return
         self._key = key
         self.edges_ns = np.linspace(x0 * 1e9, x1 * 1e9, npix + 1)
-        self.before = self.data.events_before(self.edges_ns)
+        # int32: lanes index their marks with int32, and a search casts its keys
+        self.before = self.data.events_before(self.edges_ns).astype(np.int32)
         self._visible = (int(self.before[0]), int(self.data.events_upto(np.array([self.edges_ns[-1]]))[0]))
         self._samples = None
 
@@ -114,7 +115,7 @@ class Frame:
             cols = np.repeat(np.arange(len(edges) - 1), k)
             keep = s <= end_ns
             s, cols = s[keep], cols[keep]
-            self._samples = (key, s, cols, self.data.events_upto(s))
+            self._samples = (key, s, cols, self.data.events_upto(s).astype(np.int32))
         return self._samples[1:]
 
 
@@ -538,21 +539,30 @@ class DeadlineTrack(Track):
         c = cols[1:][pair]
         length = hi - lo + 1
         total = int(length.sum())
-        start = np.repeat(c * h + lo - np.concatenate([[0], np.cumsum(length)[:-1]]), length)
-        pix = start + np.arange(total)
-        dens = np.bincount(pix, weights=np.repeat(1.0 / (k * length), length), minlength=n * h).astype(np.float64, copy=False)
         single = ok.copy()
         single[1:] &= ~pair
         single[:-1] &= ~pair
-        dens += np.bincount(cols[single] * h + ypx[single], minlength=n * h) * (1.0 / k)
-        nz = np.flatnonzero(dens > 1e-12)
-        if not len(nz):
+        keys = cols[single] * h + ypx[single]  # pixel (column-major) of each lone sample
+        weights = np.full(len(keys), 1.0 / k)
+        if total:
+            start = np.repeat(c * h + lo - np.concatenate([[0], np.cumsum(length)[:-1]]), length)
+            keys = np.concatenate([keys, start + np.arange(total)])
+            weights = np.concatenate([weights, np.repeat(1.0 / (k * length), length)])
+        if not len(keys):
             return
+        if len(keys) * 4 < n * h:  # few pixels: sum per pixel sparsely
+            pix, inv = np.unique(keys, return_inverse=True)
+            dens = np.bincount(inv, weights=weights)
+        else:
+            full = np.bincount(keys, weights=weights, minlength=n * h)
+            pix = np.flatnonzero(full > 1e-12)
+            dens = full[pix]
         # opacity: at least `base` for any value seen, full when a pixel holds a good part of the column's time
         base = 0.55 * self.emphasis
-        alpha = np.minimum(1.0, base + (1.0 - base) * dens[nz] * 6.0)
-        col_of, y_of = np.divmod(nz, h)
-        raster.put(y_of * n + col_of, _argb_ramp(color, alpha))
+        alpha = np.minimum(1.0, base + (1.0 - base) * dens * 6.0)
+        col_of, y_of = np.divmod(pix, h)
+        raster.img[y_of, col_of] = _argb_ramp(color, alpha)
+        raster.used = True
 
     def _line(self, p: QtGui.QPainter, g: Geom, frame: Frame, color: QtGui.QColor, end_ns: int) -> None:
         data = frame.data
@@ -581,19 +591,26 @@ class DeadlineTrack(Track):
         pen = pg.mkPen(color, width=self.width)
         p.setPen(pen)
         p.drawPath(path)
-        # the moments a deadline is set: a dot where the new value starts
+        # the moments a deadline is set: a dot where the new value starts (stamped pixmaps)
         if len(changes) and len(changes) <= 400:
             after = symlog(self.values_at(data, changes))
             ok = np.isfinite(after)
             if ok.any():
-                yy = np.clip(after[ok], min(g.y0, g.y1), max(g.y0, g.y1))
+                yy = g.oy + np.clip(after[ok], min(g.y0, g.y1), max(g.y0, g.y1)) * g.sy
                 xs2 = g.ox + changes[ok] * 1e-9 * g.sx
-                p.setPen(QtCore.Qt.PenStyle.NoPen)
-                p.setBrush(QtGui.QBrush(color))
-                r = 2.2 if self.width >= 2 else 1.8
-                for xv, yv in zip(xs2.tolist(), (g.oy + yy * g.sy).tolist(), strict=True):
-                    p.drawEllipse(QtCore.QPointF(xv, yv), r, r)
-                p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+                if is_vector(p):
+                    p.setPen(QtCore.Qt.PenStyle.NoPen)
+                    p.setBrush(QtGui.QBrush(color))
+                    r = 2.2 if self.width >= 2 else 1.8
+                    for xv, yv in zip(xs2.tolist(), yy.tolist(), strict=True):
+                        p.drawEllipse(QtCore.QPointF(xv, yv), r, r)
+                    p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+                    return
+                pm, ax, ay = _glyph_pixmap("dot", color, 4.5 if self.width >= 2 else 3.5, p.device().devicePixelRatioF())
+                point = QtCore.QPointF
+                draw = p.drawPixmap
+                for xv, yv in zip((xs2 - ax).tolist(), (yy - ay).tolist(), strict=True):
+                    draw(point(xv, yv), pm)
 
     def pick(self, data, x, tol):
         idx = self.steps.idx
