@@ -81,13 +81,22 @@ class LaneViewBox(pg.ViewBox):
 
 
 class DeadlineAxis(pg.AxisItem):
-    """Left axis of a deadline plot: decades of time to deadline, 0 = now, negative = overdue."""
+    """Left axis of a deadline plot: decades of time to deadline, 0 = now, negative = overdue.
+
+    Ticks sit exactly at symlog(10^k ns): 1 ns, 10 ns, ... (major: 1 ns, 1 µs, 1 ms, 1 s).
+    """
 
     def tickValues(self, minVal, maxVal, size):
         lo, hi = sorted((minVal, maxVal))
-        major = [v for v in range(int(np.ceil(lo / 3)) * 3, int(np.floor(hi)) + 1, 3)]
-        minor = [v for v in range(int(np.ceil(lo)), int(np.floor(hi)) + 1) if v % 3]
-        return [(3.0, major), (1.0, minor if size > 160 else [])]
+        k_max = int(np.floor(max(abs(lo), abs(hi)))) + 1
+        every = 1 if size / max(hi - lo, 1e-9) >= 16 else 3  # a label per decade when there is room
+        major, minor = [0.0], []
+        for k in range(1, k_max + 1):  # from 10 ns: 1 ns would sit on "now"
+            for sign in (1, -1):
+                y = float(symlog(sign * 10.0**k))
+                if lo <= y <= hi:
+                    (major if k % every == 0 else minor).append(y)
+        return [(3.0, sorted(major)), (1.0, sorted(minor))]
 
     def tickStrings(self, values, scale, spacing):
         out = []
@@ -95,9 +104,8 @@ class DeadlineAxis(pg.AxisItem):
             if abs(v) < 1e-9:
                 out.append("now")
                 continue
-            ns = float(symlog_inv(abs(v)))
-            text = _decade(ns)
-            out.append(("−" if v < 0 else "") + text)
+            ns = 10.0 ** round(float(np.log10(max(1.0, float(symlog_inv(abs(v)))))))
+            out.append(("−" if v < 0 else "") + _decade(ns))
         return out
 
 
@@ -187,8 +195,8 @@ class RulerTicks(pg.GraphicsObject):
             for v, text in zip(major, labels, strict=True):
                 x = tr.dx() + v * sx
                 w = fm.horizontalAdvance(text)
-                a = x - w / 2
-                if a < last + 6 or a < left - w / 2 or a + w > right:
+                a = max(left + 2, x - w / 2)  # the first label starts inside the ruler
+                if a < last + 6 or a + w > right:
                     continue
                 p.drawText(QtCore.QPointF(a, bottom - 8), text)
                 last = a + w
@@ -726,6 +734,10 @@ class TimelineWidget(QtWidgets.QWidget):
                         s_lo = min(s_lo, float(np.nanmin(before_next)))
                 self._extremes[id(s)] = (n, s_hi, s_lo)
             hi, lo = max(hi, s_hi), min(lo, s_lo)
+            if n:  # the last value holds to the end of the data
+                last = float(tsc_to_ns(s.raw[-1:], lanes.khz)[0]) - self.data.t_end_ns
+                if np.isfinite(last):
+                    lo = min(lo, last)
         top = float(symlog(hi)) + 0.4
         bottom = -min(max(1.5, float(symlog(-lo)) if lo < 0 else 1.5), 0.5 * top) - 0.3
         return (bottom, top)

@@ -771,8 +771,9 @@ class TrackItem(pg.GraphicsObject):
         if self.kind == "deadline":
             # decades of the symlog axis, and `deadline == now`
             lo, hi = sorted((g.y0, g.y1))
-            ticks = np.arange(np.ceil(lo / 3) * 3, hi + 1e-9, 3.0)
-            ticks = ticks[ticks != 0]  # 0 is the "now" line
+            decades = np.arange(3, int(max(abs(lo), abs(hi))) + 2, 3)
+            ticks = np.concatenate([symlog(10.0**decades), symlog(-(10.0**decades))])
+            ticks = ticks[(ticks >= lo) & (ticks <= hi)]
             rows = np.round(g.oy + ticks * g.sy - top).astype(np.int64)
             rows = rows[(rows >= 0) & (rows < (raster.h if raster is not None else 0))]
             if len(rows):
