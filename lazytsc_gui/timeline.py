@@ -630,8 +630,8 @@ class TimelineWidget(QtWidgets.QWidget):
         base = {r: i for i, r in enumerate(names)}
         rows: dict[str, list[Track]] = {}
 
-        def mark(row, name, marks, dy, h, glyph, role, label):
-            return MarkTrack(name, marks, y[row] + dy, h, glyph, role, label, row)
+        def mark(row, name, marks, dy, h, glyph, role, label, band=None):
+            return MarkTrack(name, marks, y[row] + dy, h, glyph, role, label, row, (y[row] + band[0], band[1]) if band else None)
 
         if "guest" in y:
             rows["guest"] = [  # skipped first: the rarer written marks paint on top
@@ -654,10 +654,11 @@ class TimelineWidget(QtWidgets.QWidget):
             ]
         if "irq" in y:
             rows["irq"] = [  # flagged interrupts paint over the plain ones
-                mark("irq", "ipi", lanes.ipis, 0, 0.5, "up_open", "ipi", "IPI received"),
-                mark("irq", "irq", lanes.irqs, 0, 0.5, "dot", "irq", "timer interrupt"),
-                mark("irq", "late", lanes.irqs_late, 0, 0.62, "dot", "haz:late", "late timer interrupt"),
-                mark("irq", "spurious", lanes.irqs_spurious, 0, 0.7, "dot", "haz:spurious", "early (spurious) timer interrupt"),
+                # shaded per column, each kind keeps a band: flags on top, timer interrupts, IPIs below
+                mark("irq", "ipi", lanes.ipis, 0, 0.5, "up_open", "ipi", "IPI received", band=(0.28, 0.26)),
+                mark("irq", "irq", lanes.irqs, 0, 0.5, "dot", "irq", "timer interrupt", band=(-0.02, 0.28)),
+                mark("irq", "late", lanes.irqs_late, 0, 0.62, "dot", "haz:late", "late timer interrupt", band=(-0.32, 0.26)),
+                mark("irq", "spurious", lanes.irqs_spurious, 0, 0.7, "dot", "haz:spurious", "early (spurious) timer interrupt", band=(-0.32, 0.26)),
                 mark("irq", "dropped", lanes.irqs_dropped, 0, 0.6, "x", "dropped", "timer interrupt dropped (LVTT masked)"),
             ]
         if "exits" in y:

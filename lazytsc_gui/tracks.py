@@ -301,9 +301,12 @@ class Track:
 class MarkTrack(Track):
     """Point events drawn as glyphs (exact) or shaded per pixel column by count (binned)."""
 
-    def __init__(self, name: str, marks: Marks, y: float, height: float, glyph: str, role: str, label: str = "", row: str = "") -> None:
+    def __init__(self, name: str, marks: Marks, y: float, height: float, glyph: str, role: str, label: str = "", row: str = "", binned_band: tuple[float, float] | None = None) -> None:
         self.name = name
         self.marks = marks
+        # (y, height) of the track when shaded per column, if not its glyphs' (flags over a dense track
+        # take a band of their own, so the track under them stays readable)
+        self.binned_band = binned_band
         self.y = y
         self.height = height
         self.glyph = glyph
@@ -339,6 +342,9 @@ class MarkTrack(Track):
             if not len(cols):
                 return
             lv = levels_for(counts[cols])
+            if self.binned_band is not None:
+                yc = g.py(self.binned_band[0])
+                h = min(abs(self.binned_band[1] * g.sy), self.max_px)
             top = yc - h / 2 - g.top
             raster.columns(top, top + h, cols, palette(color)[lv])
             return

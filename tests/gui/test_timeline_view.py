@@ -129,8 +129,9 @@ def test_rare_marks_stay_visible_when_zoomed_out(make_window, qtbot):
     r = plot_rect(tl, info)
     vb = info.plot.getViewBox()
     row = info.row_names.index("irq")
-    y = int(tl.glw.mapFromScene(vb.mapViewToScene(QtCore.QPointF(0, row + 0.5))).y())
-    band = px[y - 3 : y + 4, r.left() : r.right()]
+    y0 = int(tl.glw.mapFromScene(vb.mapViewToScene(QtCore.QPointF(0, row))).y())
+    y1 = int(tl.glw.mapFromScene(vb.mapViewToScene(QtCore.QPointF(0, row + 1))).y())
+    band = px[y0:y1, r.left() : r.right()]
     assert near(band, th.marks["haz:spurious"], 50).any(axis=0).sum() >= 1
     guest = info.row_names.index("guest")
     y = int(tl.glw.mapFromScene(vb.mapViewToScene(QtCore.QPointF(0, guest + 0.5))).y())
