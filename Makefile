@@ -5,22 +5,28 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench package package-smoke screenshot clean
+.PHONY: run test test-xcb lint bench package package-smoke screenshot clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[gui,test]'
+	$(PY) -m pip install --quiet -e '.[gui,test,dask]'
 	touch $(STAMP)
 
 ## Set up and start the app on the built-in default scenario.
 run: $(STAMP)
 	$(VENV)/bin/lazytsc-gui $(ARGS)
 
-## Set up and run the whole test suite (lint + pytest), headless.
+## Set up and run the whole test suite (lint + pytest), headless; then the GUI tests
+## again on a real X server (Xvfb, Qt's xcb platform) when Xvfb is installed.
 test: $(STAMP)
 	$(PY) -m ruff check core lazytsc_gui tests benchmarks packaging
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	$(PY) packaging/xcb_tests.py
+
+## Only the GUI tests on Xvfb with the xcb platform (LAZYTSC_XCB=1: fail if Xvfb is missing).
+test-xcb: $(STAMP)
+	$(PY) packaging/xcb_tests.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check core lazytsc_gui tests benchmarks packaging

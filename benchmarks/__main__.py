@@ -9,7 +9,7 @@ import platform
 import sys
 import time
 
-MODULES = ("bench_engine", "bench_trace", "bench_gui")
+MODULES = ("bench_engine", "bench_session", "bench_trace", "bench_gui", "bench_sweep")
 
 
 def machine_line() -> str:

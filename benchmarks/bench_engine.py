@@ -41,13 +41,13 @@ def tcp_rr(duration_ns: int) -> Scenario:
 def _rate(scenario: Scenario, mode: str, bare: bool) -> tuple[float, int]:
     engine = Engine(scenario, mode)
     if bare:
-        engine.rows = _CountingRows()
+        engine.sched.rows = _CountingRows()  # type: ignore[assignment]
     start = time.perf_counter()
     engine.run()
     if not bare:
         engine.summary()  # accounting is part of "full logging and accounting"
     elapsed = time.perf_counter() - start
-    events = len(engine.rows) // 5
+    events = len(engine.sched.rows) // 5
     return events / elapsed, events
 
 

@@ -50,9 +50,26 @@ def _resolve(path: str) -> str:
     return str(resolve_scenario_path(path))
 
 
+def check_platform_libraries(environ: dict | None = None, out=None, missing_for=None) -> bool:
+    """Name the system libraries Qt's platform plugin lacks (Qt's own message blames the
+    wrong one); False when some are missing."""
+    from . import qtdeps
+
+    platform = qtdeps.platform_to_check(environ)
+    if platform not in qtdeps.PLATFORM_PLUGINS:
+        return True
+    missing = (missing_for or qtdeps.missing_for)(platform)
+    if missing:
+        print(qtdeps.missing_message(platform, missing), file=out or sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ensure_platform()
+    if not check_platform_libraries():
+        return 1
 
     from PySide6 import QtCore, QtGui, QtWidgets
 

@@ -1,21 +1,32 @@
-"""Breakpoints: kind, exit reason, vCPU, condition expression, hit count, enable/disable.
+"""Breakpoints (kind, exit reason, vCPU, condition, hits) and watchpoints (a named state value).
 
 Conditions are parsed with `lazytsc.expr.Condition(text, CONDITION_NAMES)` as
-you type: a parse error shows at once (red field, message below) and that row
-is left out of the session's breakpoints until fixed. The rows are the
-controller's `Breakpoint` objects, so hit counts are the engine's own.
+you type: a parse error shows at once (red field, message below, with a "did you
+mean" for a misspelt name) and a run refuses to start until it is fixed or the
+row disabled -- a breakpoint the user wrote is never skipped silently. A row with
+no filter yet (just added) is ignored and says so. The rows are the controller's
+`Breakpoint` objects, so hit counts are the engine's own. Every edit is reported
+(`specsChanged`) so the window can write the breakpoints into the scenario text.
+Watchpoints stop a run when a `lazytsc.observe` value of a vCPU changes.
 """
 
 from __future__ import annotations
 
-from lazytsc.debugger import CONDITION_NAMES, Breakpoint
+import difflib
+import re
+
+from lazytsc.debugger import CONDITION_NAMES, Breakpoint, Watchpoint, watchable_names
 from lazytsc.expr import Condition, ExprError
+from lazytsc.scenario import BreakpointSpec
 from lazytsc.taxonomy import EXIT_ORDER, KIND_NAMES
 from PySide6 import QtCore, QtWidgets
 
 from . import themes
 
 COLS = ("on", "name", "kind", "exit", "vCPU", "condition", "hits")
+
+
+INCOMPLETE = "no kind, exit, vCPU or condition yet: ignored until you set one"
 
 
 def condition_error(text: str) -> str:
@@ -25,7 +36,15 @@ def condition_error(text: str) -> str:
     try:
         Condition(text, CONDITION_NAMES)
     except ExprError as exc:
-        return str(exc)
+        message = str(exc)
+        unknown = re.search(r"unknown name '([^']+)'", message)
+        if unknown and "did you mean" not in message:
+            close = difflib.get_close_matches(unknown.group(1), sorted(CONDITION_NAMES), n=1, cutoff=0.6)
+            if close:
+                message += f" (did you mean `{close[0]}`?)"
+        return message
+    except (RecursionError, MemoryError):
+        return "the condition is nested too deeply to check"
     return ""
 
 
@@ -40,11 +59,17 @@ class _Row:
         self.enabled = bp.enabled if bp else spec.get("enabled", True)
         self.error = ""
 
+    @property
+    def incomplete(self) -> bool:
+        return not (self.kind or self.exit or self.condition.strip() or self.vcpu is not None)
+
+    def spec(self) -> BreakpointSpec:
+        return BreakpointSpec(kind=self.kind, exit=self.exit, vcpu=self.vcpu, condition=self.condition, enabled=self.enabled, name=self.name)
+
     def rebuild(self) -> None:
         self.error = condition_error(self.condition)
-        if not (self.kind or self.exit or self.condition or self.vcpu is not None):
-            self.error = self.error or "set at least one of kind, exit, vCPU, condition"
-        if self.error:
+        if self.error or self.incomplete:
+            self.bp = None if self.incomplete else self.bp
             return
         hits = self.bp.hits if self.bp is not None else 0
         self.bp = Breakpoint(self.kind, self.exit, self.vcpu, self.condition, self.enabled, self.name)
@@ -52,10 +77,13 @@ class _Row:
 
 
 class BreakpointsPanel(QtWidgets.QWidget):
+    specsChanged = QtCore.Signal()  # the user edited the breakpoints (not the hit counts)
+
     def __init__(self, controller, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.rows: list[_Row] = []
+        self._loading = False
         self.table = QtWidgets.QTableWidget(0, len(COLS))
         self.table.setHorizontalHeaderLabels(list(COLS))
         self.table.verticalHeader().setVisible(False)
@@ -63,6 +91,7 @@ class BreakpointsPanel(QtWidgets.QWidget):
         self.table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 12)
         self.add_btn = QtWidgets.QPushButton("Add")
+        self.add_btn.setToolTip("A new breakpoint row: choose a kind, exit, vCPU or condition")
         self.add_sel_btn = QtWidgets.QPushButton("Add from selected event")
         self.add_sel_btn.setToolTip("A breakpoint on the selected event's kind and vCPU")
         self.remove_btn = QtWidgets.QPushButton("Remove")
@@ -78,13 +107,24 @@ class BreakpointsPanel(QtWidgets.QWidget):
         for b in (self.add_btn, self.add_sel_btn, self.remove_btn, self.reset_btn):
             buttons.addWidget(b)
         buttons.addStretch(1)
-        layout = QtWidgets.QVBoxLayout(self)
-        layout.setContentsMargins(4, 4, 4, 4)
+        left = QtWidgets.QWidget()
+        layout = QtWidgets.QVBoxLayout(left)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.error_label)
         layout.addWidget(self.help_label)
-        self.add_btn.clicked.connect(lambda: self.add_breakpoint(kind="kick"))
+        self.help_label.setToolTip(self.help_label.text())
+        self.help_label.setText("Conditions: event fields and state names, e.g. <code>armed == 0 and pending &gt; now</code> (hover for all names)")
+        split = QtWidgets.QSplitter(QtCore.Qt.Orientation.Horizontal)
+        split.addWidget(left)
+        split.addWidget(self._build_watch())
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.addWidget(split)
+        self.add_btn.clicked.connect(self.add_empty)
         self.add_sel_btn.clicked.connect(self.add_from_selection)
         self.remove_btn.clicked.connect(self.remove_selected)
         self.reset_btn.clicked.connect(self.reset_hits)
@@ -95,14 +135,49 @@ class BreakpointsPanel(QtWidgets.QWidget):
 
     # ---- model <-> controller --------------------------------------------------------------
     def _load(self, _doc=None) -> None:
+        self._loading = True
         self.rows = [_Row(bp) for bp in self.controller.breakpoints()] if self.controller.doc is not None else []
         self._rebuild_table()
+        self._loading = False
+        self._refresh_watch()
 
-    def _push(self) -> None:
+    def specs(self) -> list[BreakpointSpec]:
+        """The breakpoints as the scenario file spells them (rows with no filter left out)."""
+        return [r.spec() for r in self.rows if not r.incomplete]
+
+    def _push(self, edited: bool = True) -> None:
         self.controller.breakpoints()[:] = [r.bp for r in self.rows if r.bp is not None and not r.error]
-        errors = [f"breakpoint {i + 1}: {r.error}" for i, r in enumerate(self.rows) if r.error]
+        invalid = [f"breakpoint {i + 1}: {r.error}" for i, r in enumerate(self.rows) if r.error and r.enabled]
+        self.controller.invalid_breakpoints = invalid
+        notes = [f"breakpoint {i + 1}: {r.error}" for i, r in enumerate(self.rows) if r.error and not r.enabled]
+        notes += [f"breakpoint {i + 1}: {INCOMPLETE}" for i, r in enumerate(self.rows) if r.incomplete]
         th = themes.current()
-        self.error_label.setText(f"<span style='color:{th.error_fg}'>" + "<br>".join(errors) + "</span>" if errors else "")
+        parts = []
+        if invalid:
+            parts.append(f"<span style='color:{th.error_fg}'>" + "<br>".join(invalid) + "<br><b>Continue and reverse continue refuse to run until these are fixed or disabled.</b></span>")
+        if notes:
+            parts.append(f"<span style='color:{th.dim_text}'>" + "<br>".join(notes) + "</span>")
+        self.error_label.setText("<br>".join(parts))
+        if edited and not self._loading:
+            self.specsChanged.emit()
+
+    def flash_errors(self) -> None:
+        """Bring the first invalid row into view (a run was refused because of it)."""
+        for i, r in enumerate(self.rows):
+            if r.error and r.enabled:
+                self.table.selectRow(i)
+                widget = self.table.cellWidget(i, 5)
+                if widget is not None:
+                    widget.setFocus()
+                return
+
+    def add_empty(self) -> _Row:
+        """Add: a row with no filter yet; the kind box gets the focus."""
+        row = self.add_breakpoint()
+        widget = self.table.cellWidget(len(self.rows) - 1, 2)
+        if widget is not None:
+            widget.setFocus()
+        return row
 
     def active(self) -> list[Breakpoint]:
         return [r.bp for r in self.rows if r.bp is not None and not r.error]
@@ -226,7 +301,72 @@ class BreakpointsPanel(QtWidgets.QWidget):
         for i, row in enumerate(self.rows):
             item = self.table.item(i, 6)
             if item is not None:
-                item.setText(str(row.bp.hits if row.bp else 0))
+                text = str(row.bp.hits if row.bp else 0)
+                if item.text() != text:
+                    item.setText(text)
+        for i, w in enumerate(self.controller.watchpoints):
+            item = self.watch_table.item(i, 3)
+            if item is not None and item.text() != str(w.hits):
+                item.setText(str(w.hits))
+
+    # ---- watchpoints ---------------------------------------------------------------------
+    def _build_watch(self) -> QtWidgets.QWidget:
+        box = QtWidgets.QGroupBox("Watchpoints: stop when a value changes")
+        self.watch_table = QtWidgets.QTableWidget(0, 4)
+        self.watch_table.setHorizontalHeaderLabels(["on", "value", "vCPU", "hits"])
+        self.watch_table.verticalHeader().setVisible(False)
+        self.watch_table.horizontalHeader().setStretchLastSection(True)
+        self.watch_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
+        self.watch_table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 12)
+        self.watch_name = QtWidgets.QComboBox()
+        self.watch_name.addItems(list(watchable_names()))
+        self.watch_name.setCurrentText("armed")
+        self.watch_name.setToolTip("A state value of lazytsc.observe: the shared page (pending, armed), host state, LAPIC registers")
+        self.watch_vcpu = QtWidgets.QComboBox()
+        self.watch_add = QtWidgets.QPushButton("Watch")
+        self.watch_remove = QtWidgets.QPushButton("Remove")
+        bar = QtWidgets.QGridLayout()
+        bar.addWidget(self.watch_name, 0, 0)
+        bar.addWidget(self.watch_vcpu, 0, 1)
+        bar.addWidget(self.watch_add, 1, 0)
+        bar.addWidget(self.watch_remove, 1, 1)
+        lay = QtWidgets.QVBoxLayout(box)
+        lay.setContentsMargins(4, 4, 4, 4)
+        lay.addLayout(bar)
+        lay.addWidget(self.watch_table)
+        self.watch_add.clicked.connect(lambda: self.add_watch(self.watch_name.currentText(), self.watch_vcpu.currentData()))
+        self.watch_remove.clicked.connect(self.remove_watch)
+        return box
+
+    def add_watch(self, name: str, vcpu: int | None = None) -> Watchpoint:
+        w = Watchpoint(name, vcpu)
+        self.controller.watchpoints.append(w)
+        self._refresh_watch()
+        return w
+
+    def remove_watch(self) -> None:
+        r = self.watch_table.currentRow()
+        if 0 <= r < len(self.controller.watchpoints):
+            del self.controller.watchpoints[r]
+            self._refresh_watch()
+
+    def _refresh_watch(self) -> None:
+        self.watch_vcpu.blockSignals(True)
+        self.watch_vcpu.clear()
+        self.watch_vcpu.addItem("any vCPU", None)
+        for v in range(max(1, self.controller.n_vcpus)):
+            self.watch_vcpu.addItem(f"vCPU {v}", v)
+        self.watch_vcpu.blockSignals(False)
+        wps = self.controller.watchpoints
+        self.watch_table.setRowCount(len(wps))
+        for i, w in enumerate(wps):
+            on = QtWidgets.QCheckBox()
+            on.setChecked(w.enabled)
+            on.toggled.connect(lambda v, w=w: setattr(w, "enabled", v))
+            self.watch_table.setCellWidget(i, 0, on)
+            self.watch_table.setItem(i, 1, QtWidgets.QTableWidgetItem(w.name))
+            self.watch_table.setItem(i, 2, QtWidgets.QTableWidgetItem("any" if w.vcpu is None else str(w.vcpu)))
+            self.watch_table.setItem(i, 3, QtWidgets.QTableWidgetItem(str(w.hits)))
 
     def set_condition(self, row_index: int, text: str) -> str:
         """Programmatic edit (tests, menu actions); returns the row's error or ''."""

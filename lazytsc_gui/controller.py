@@ -2,25 +2,27 @@
 
 Widgets call its methods (step, run, jump, ...) and listen to its signals; it
 talks to the engine only through `lazytsc.debugger.Session` and reads state
-only through `Session.snapshot()`. Anything that may take long (loading a run,
-continue / reverse-continue with breakpoints, far jumps) goes to the TaskRunner
-so the UI never freezes; single steps and nearby jumps run inline.
+only through `Session.snapshot()`. Positions are event counts: F10 steps one
+event, F11 one engine action. Jumps restore a checkpoint and replay at most one
+interval, so they run inline; what may take long (loading a run, continue and
+reverse continue with conditions or watchpoints, "who wrote this value") goes to
+the TaskRunner so the UI never freezes.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from lazytsc.debugger import Breakpoint
+from lazytsc.debugger import Breakpoint, Watchpoint
 from lazytsc.scenario import Bookmark, Scenario
 from lazytsc.snapshot import Snapshot
 from lazytsc.taxonomy import EXIT_BY_NAME, KIND_BY_NAME
 from PySide6 import QtCore
 
-from .document import RunDocument, TraceDocument, build_trace, stream_run
+from .document import RunDocument, TraceDocument, build_trace, stream_session
 from .fmt import fmt_ns
+from .trace_lines import raw_lines_for
 from .worker import TaskRunner
 
-INLINE_FORWARD = 20_000  # forward jumps up to this many events run on the UI thread
 PLAY_INTERVAL_MS = 40
 
 
@@ -37,6 +39,7 @@ class DebugController(QtCore.QObject):
     breakpointsChanged = QtCore.Signal()
     playingChanged = QtCore.Signal(bool)
     loadFailed = QtCore.Signal(str, str)  # title, message
+    refused = QtCore.Signal(str)  # a run did not start, and why
 
     def __init__(self, runner: TaskRunner | None = None, parent: QtCore.QObject | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +53,9 @@ class DebugController(QtCore.QObject):
         self.vcpu = 0
         self._trace_pos = 0
         self._trace_breakpoints: list[Breakpoint] = []
+        self.watchpoints: list[Watchpoint] = []
+        # Set by the breakpoints panel: rows that are not valid (a run refuses to start).
+        self.invalid_breakpoints: list[str] = []
         self.last_stop = ""
         self.hit_event = -1  # event index of the last breakpoint hit
         self.play_rate = 50.0  # events per second in play mode
@@ -110,7 +116,7 @@ class DebugController(QtCore.QObject):
 
         return self.runner.start(
             f"run {scenario.name} ({mode})",
-            lambda job: stream_run(scenario, mode, job, job.partial),
+            lambda job: stream_session(doc.session, job, job.partial),
             done,
             failed,
             cancelled,
@@ -125,9 +131,15 @@ class DebugController(QtCore.QObject):
             if on_loaded is not None:
                 on_loaded(doc)
 
+        def job(j):
+            doc = build_trace(path, j)
+            j.report(-1.0, "reading the raw lines")
+            doc.raw = raw_lines_for(doc.result, doc.path, j.cancelled)
+            return doc
+
         return self.runner.start(
             f"import {path}",
-            lambda job: build_trace(path, job),
+            job,
             done,
             lambda message, tb: self.loadFailed.emit("Cannot open trace", message),
             lambda: self.status.emit("Import cancelled"),
@@ -142,8 +154,13 @@ class DebugController(QtCore.QObject):
         self.snapshot = self._snap()
         self.prev_snapshot = None
         self.changed = [frozenset() for _ in range(self.n_vcpus)]
+        self.hit_event = -1
+        self.last_stop = ""
+        for w in self.watchpoints:
+            w.hits = 0
         self.documentChanged.emit(doc)
         self.positionChanged.emit(self.position)
+        self.selectionChanged.emit(-1)
         self.vcpuChanged.emit(self.vcpu)
 
     @property
@@ -160,7 +177,8 @@ class DebugController(QtCore.QObject):
         if self.doc is None:
             return 0
         if isinstance(self.doc, RunDocument):
-            return self.doc.session.position
+            # while a run streams in, the worker owns the session: the cursor is at the start
+            return self.doc.session.position if self.doc.complete else 0
         return self._trace_pos
 
     @property
@@ -176,7 +194,7 @@ class DebugController(QtCore.QObject):
         if self.doc is None:
             return True
         if isinstance(self.doc, RunDocument):
-            return self.doc.session.done
+            return self.doc.session.done if self.doc.complete else False
         return self._trace_pos >= len(self.doc.log)
 
     def current_time_ns(self) -> int:
@@ -195,7 +213,7 @@ class DebugController(QtCore.QObject):
 
     def _snap(self) -> Snapshot | None:
         if isinstance(self.doc, RunDocument):
-            return self.doc.session.snapshot()
+            return self.doc.session.snapshot() if self.doc.complete else self.doc.start_snapshot
         return None
 
     def _moved(self, before: Snapshot | None, note: str = "") -> None:
@@ -219,7 +237,7 @@ class DebugController(QtCore.QObject):
         return True
 
     def step(self) -> None:
-        """F10: the next action (one or more causally linked events)."""
+        """F10: exactly one event forward."""
         if not self._guard():
             return
         before = self.snapshot
@@ -235,22 +253,60 @@ class DebugController(QtCore.QObject):
             self._trace_pos += 1
         self._moved(before)
 
-    def step_vcpu(self, vcpu: int | None = None) -> None:
-        """F11: step until an event of the selected vCPU."""
+    def step_action(self) -> None:
+        """F11: to the end of the engine action holding the next event (its causal group)."""
+        if not self._guard():
+            return
+        before = self.snapshot
+        if isinstance(self.doc, RunDocument):
+            if self.doc.session.done:
+                self.status.emit("At the end of the run")
+                return
+            self.doc.session.step_action()
+        else:
+            self._trace_pos = min(len(self.doc.log), self._trace_pos + 1)
+        self._moved(before)
+
+    def step_back_action(self) -> None:
+        """Shift+F11: back to the start of the action holding the current event."""
+        if not self._guard():
+            return
+        before = self.snapshot
+        if isinstance(self.doc, RunDocument):
+            if not self.doc.session.step_back_action():
+                self.status.emit("At the start of the run")
+                return
+        else:
+            if self._trace_pos == 0:
+                return
+            self._trace_pos -= 1
+        self._moved(before)
+
+    def lane_event(self, direction: int, vcpu: int | None = None) -> None:
+        """Next (+1) / previous (-1) event of one vCPU lane (default: the selected vCPU)."""
         if not self._guard():
             return
         v = self.vcpu if vcpu is None else vcpu
-        before = self.snapshot
-        if isinstance(self.doc, RunDocument):
-            self.doc.session.step_vcpu(v)
+        col = self.doc.log.column("vcpu")
+        cur = self.position - 1
+        if direction > 0:
+            hits = np.flatnonzero(col[cur + 1 :] == v)
+            idx = cur + 1 + int(hits[0]) if len(hits) else -1
         else:
-            vc = self.doc.log.column("vcpu")
-            nxt = np.nonzero(vc[self._trace_pos :] == v)[0]
-            self._trace_pos = self._trace_pos + int(nxt[0]) + 1 if len(nxt) else len(vc)
-        self._moved(before)
+            hits = np.flatnonzero(col[: max(0, cur)] == v)
+            idx = int(hits[-1]) if len(hits) else -1
+        if idx < 0:
+            self.status.emit(f"No {'later' if direction > 0 else 'earlier'} event on vCPU {v}")
+            return
+        self.goto_event(idx)
+        self.select_event(idx)
+
+    def step_vcpu(self, vcpu: int | None = None) -> None:
+        """Next event in the selected vCPU's lane."""
+        self.lane_event(+1, vcpu)
 
     def step_back(self) -> None:
-        """Shift+F10: back to the previous action boundary (checkpoint + replay)."""
+        """Shift+F10: exactly one event back (checkpoint + replay)."""
         if not self._guard():
             return
         before = self.snapshot
@@ -288,29 +344,23 @@ class DebugController(QtCore.QObject):
         before = self.snapshot
         if isinstance(self.doc, TraceDocument):
             self._trace_pos = pos
-            self._moved(before)
+        else:
+            self.doc.session.goto(pos)
+        self._moved(before)
+
+    def goto_time(self, t_ns: int) -> None:
+        """Make the last event at or before `t_ns` the current event."""
+        if self.doc is None:
             return
-        session = self.doc.session
-        here = session.position
-        if pos <= here:
-            session.goto(pos)
-            self._moved(before)
-            return
-        # Forward: run from here (Session.goto would restore a checkpoint past the
-        # end of the truncated log, see the engine request in the GUI notes).
-        distance = pos - here
-        if distance <= INLINE_FORWARD:
-            session.run(max_events=distance, breakpoints=[])
-            self._moved(before)
-            return
-        self._run_job("jump", lambda job: session.run(max_events=distance, breakpoints=[], progress=lambda p: job.report((p - here) / distance, f"{p:,} events"), cancel=job.cancelled), before, quiet=True)
+        idx = int(np.searchsorted(self.doc.log.column("time"), t_ns, side="right"))
+        self.goto_position(idx)
 
     # ---- runs with breakpoints ------------------------------------------------------------
     def _run_job(self, label: str, fn, before: Snapshot | None, quiet: bool = False) -> None:
         def done(result) -> None:
             self._moved(before, "" if quiet else self._describe_result(result))
             hit = getattr(result, "event", -1)
-            if getattr(result, "reason", "") == "breakpoint" and hit >= 0:
+            if getattr(result, "reason", "") in ("breakpoint", "watchpoint") and hit >= 0:
                 self.hit_event = hit
                 self.select_event(hit)
 
@@ -323,14 +373,46 @@ class DebugController(QtCore.QObject):
 
         self.runner.start(label, fn, done, failed, cancelled)
 
+    def _finish_run(self, result, before: Snapshot | None) -> None:
+        """A run that ended inline: the same report as a worker's."""
+        self._moved(before, self._describe_result(result))
+        if getattr(result, "reason", "") in ("breakpoint", "watchpoint") and result.event >= 0:
+            self.hit_event = result.event
+            self.select_event(result.event)
+
+    def who_wrote(self, vcpu: int, name: str, on_found=None) -> None:
+        """Jump to the event that last changed `name` of `vcpu` before the cursor (worker)."""
+        session = self.session
+        if session is None or not self._guard():
+            return
+        before = self.snapshot
+
+        def job(j):
+            return session.last_change(vcpu, name, cancel=j.cancelled, progress=lambda f: j.report(f, f"searching back for the write of {name}"))
+
+        def done(index: int) -> None:
+            if index < 0:
+                self._moved(before, f"{name} of vCPU {vcpu} has not changed since the start of the run")
+                return
+            ev = self.doc.log.event(index)
+            session.goto(index + 1)
+            self._moved(before, f"{name} of vCPU {vcpu} was last written by #{index} {ev.kind_name} at t = {fmt_ns(ev.time)}")
+            self.select_event(index)
+            if on_found is not None:
+                on_found(index)
+
+        self.runner.start(f"who wrote {name}", job, done, lambda m, tb: self.loadFailed.emit("Search failed", m), lambda: self._moved(before, "Search cancelled"))
+
     def _describe_result(self, result) -> str:
         if result is None:
             return ""
         reason = getattr(result, "reason", "")
+        ev = self.doc.log.event(result.event) if 0 <= getattr(result, "event", -1) < len(self.doc.log) else None
+        where = f" at #{result.event} {ev.kind_name} (vCPU {ev.vcpu}, t = {fmt_ns(ev.time)})" if ev else ""
         if reason == "breakpoint" and result.breakpoint is not None:
-            ev = self.doc.log.event(result.event) if 0 <= result.event < len(self.doc.log) else None
-            where = f" at #{result.event} {ev.kind_name} (vCPU {ev.vcpu}, t = {fmt_ns(ev.time)})" if ev else ""
             return f"Breakpoint '{result.breakpoint.describe()}' hit{where}"
+        if reason == "watchpoint" and result.watchpoint is not None:
+            return f"Watchpoint '{result.watchpoint.describe()}' hit{where}: {result.old!r} → {result.new!r}"
         return {
             "end": "Reached the end of the run",
             "start": "Reached the start of the run (no earlier breakpoint)",
@@ -339,9 +421,25 @@ class DebugController(QtCore.QObject):
             "cancelled": f"Paused at event {self.position:,}",
         }.get(reason, reason)
 
+    def _refuse_invalid(self) -> bool:
+        """A breakpoint the user wrote but that does not parse must not be skipped silently."""
+        if not self.invalid_breakpoints:
+            return False
+        first = self.invalid_breakpoints[0]
+        more = f" (and {len(self.invalid_breakpoints) - 1} more)" if len(self.invalid_breakpoints) > 1 else ""
+        message = f"Not running: {first}{more}. Fix the condition or disable that breakpoint."
+        self.last_stop = message
+        self.stopped.emit(message)
+        self.refused.emit(message)
+        return True
+
+    def _needs_walk(self) -> bool:
+        session = self.session
+        return session is not None and (any(b.enabled and b.needs_state for b in session.breakpoints) or any(w.enabled for w in self.watchpoints))
+
     def continue_(self) -> None:
-        """F5: run forward until an enabled breakpoint hits or the run ends."""
-        if not self._guard():
+        """F5: run forward until an enabled breakpoint or watchpoint hits or the run ends."""
+        if not self._guard() or self._refuse_invalid():
             return
         self.pause_play()
         before = self.snapshot
@@ -349,8 +447,12 @@ class DebugController(QtCore.QObject):
             self._trace_search(+1, before)
             return
         session = self.doc.session
+        session.watchpoints = self.watchpoints
         start = session.position
         total = max(1, self.total - start)
+        if not self._needs_walk():
+            self._finish_run(session.run(), before)
+            return
         self._run_job(
             "continue",
             lambda job: session.run(progress=lambda p: job.report((p - start) / total, f"{p:,} events"), cancel=job.cancelled, progress_every=5_000),
@@ -358,8 +460,8 @@ class DebugController(QtCore.QObject):
         )
 
     def reverse_continue(self) -> None:
-        """Shift+F5: back to the previous event that hits an enabled breakpoint."""
-        if not self._guard():
+        """Shift+F5: back to the previous event that hits an enabled breakpoint or watchpoint."""
+        if not self._guard() or self._refuse_invalid():
             return
         self.pause_play()
         before = self.snapshot
@@ -367,6 +469,10 @@ class DebugController(QtCore.QObject):
             self._trace_search(-1, before)
             return
         session = self.doc.session
+        session.watchpoints = self.watchpoints
+        if not self._needs_walk():
+            self._finish_run(session.reverse_continue(), before)
+            return
         self._run_job("reverse continue", lambda job: session.reverse_continue(), before)
 
     def run_to_event(self, index: int) -> None:
@@ -377,10 +483,16 @@ class DebugController(QtCore.QObject):
         if target <= self.position or isinstance(self.doc, TraceDocument):
             self.goto_position(target)
             return
+        if self._refuse_invalid():
+            return
         before = self.snapshot
         session = self.doc.session
+        session.watchpoints = self.watchpoints
         start = session.position
         distance = target - start
+        if not self._needs_walk():
+            self._finish_run(session.run(max_events=distance), before)
+            return
         self._run_job(
             "run to cursor",
             lambda job: session.run(max_events=distance, progress=lambda p: job.report((p - start) / distance, f"{p:,} events"), cancel=job.cancelled, progress_every=5_000),
@@ -531,8 +643,8 @@ class DebugController(QtCore.QObject):
         self._play_credit -= n
         before = self.snapshot
         if isinstance(self.doc, RunDocument):
-            result = self.doc.session.run(max_events=n)
-            if result.reason == "breakpoint":
+            result = self.doc.session.run(max_events=n, watchpoints=self.watchpoints)
+            if result.reason in ("breakpoint", "watchpoint"):
                 self.play(False)
                 self._moved(before, self._describe_result(result))
                 self.hit_event = result.event

@@ -1,19 +1,20 @@
 """What the window shows: a simulated run (scenario + mode) or an imported trace.
 
-A run is *streamed*: a worker thread runs a plain Engine in chunks (`RunStream`)
-and hands each finished chunk, unpacked into columns, to the UI thread, which
-appends it to the document's `ColumnLog` and `TimelineData` (`RunDocument.add`).
-The window shows the first chunk at once and fills in the rest while the run
-streams; when the run is complete the engine is dropped, so the columns are the
-only copy of the log. The debugger `Session` is separate: it starts at event 0
-and replays the same deterministic run as the user moves (its events are
-byte-identical to the document's). No Qt here.
+A run is *streamed*: a worker thread runs the document's debugger `Session` to
+the end in chunks (`stream_session`: the session keeps checkpoints of all it
+computes, so any jump later is cheap) and hands each finished chunk, unpacked
+into columns, to the UI thread, which appends it to a `ColumnLog` and the
+`TimelineData` (`RunDocument.add`). The window shows the first chunk at once and
+fills in the rest while the run streams. The UI never reads the session's log
+while the worker appends to it (a numpy view of the growing array would make
+the next append fail); when the run is complete the document switches to the
+session's own log (`Session.log`, the whole run) and drops the chunk copies,
+so the GUI holds one copy of the log. No Qt here.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +67,47 @@ class RunStream:
         return min(1.0, self.engine.now / self.duration) if self.duration else -1.0
 
 
+def _chunk_columns(log, start: int, stop: int) -> dict:
+    """Events [start, stop) of a log as columns (copied out of its packed rows, 5 int64 words each)."""
+    part = EventLog()
+    part.rows = log.rows[start * WORDS : stop * WORDS]
+    return part.columns()
+
+
+def stream_session(session: Session, job=None, emit=None) -> int:
+    """Run a session to the end in chunks, passing each chunk's columns to `emit`; back at event 0.
+
+    Worker thread: only it touches the session (and its log) until this returns.
+    """
+    log = session.log
+    duration = session.scenario.run.duration_ns
+    size = FIRST_CHUNK
+    sent = 0
+    while True:
+        if job is not None:
+            job.check()
+        if not session.complete and not session.engine.done:
+            session.run(max_events=size, breakpoints=[], cancel=(job.cancelled if job is not None else None))
+        n = len(log)
+        if n > sent:
+            if emit is not None:
+                emit(_chunk_columns(log, sent, n))
+            sent = n
+        if job is not None:
+            job.report(min(1.0, session.engine.now / duration) if duration else -1.0, f"{session.mode} run: {n:,} events")
+        if session.complete or session.engine.done:
+            break
+        size = CHUNK
+    if job is not None:
+        job.check()
+    session.goto(0)
+    for bp in session.breakpoints:
+        bp.hits = 0
+    return sent
+
+
 def stream_run(scenario: Scenario, mode: str, job=None, emit=None) -> int:
-    """Run to the end, passing each chunk of columns to `emit` (worker thread); returns the events."""
+    """Run a plain engine to the end, passing each chunk of columns to `emit` (worker thread)."""
     stream = RunStream(scenario, mode)
     size = FIRST_CHUNK
     total = 0
@@ -91,12 +131,12 @@ class RunDocument:
     scenario: Scenario
     mode: str
     session: Session
-    log: ColumnLog
+    log: Any  # ColumnLog while the run streams in, then the session's own log
     data: TimelineData
     summary: dict
     bookmarks: list[Bookmark] = field(default_factory=list)
     kind: str = "scenario"
-    started: float = field(default_factory=time.perf_counter)
+    start_snapshot: Any = None  # the state at event 0, shown while the run streams in
 
     @classmethod
     def empty(cls, scenario: Scenario, mode: str) -> RunDocument:
@@ -104,7 +144,8 @@ class RunDocument:
         log = ColumnLog()
         khz = [v.tsc_khz for v in scenario.run.vcpus]
         data = TimelineData(log, khz, vcpus=list(range(len(khz))), expected_end_ns=scenario.run.duration_ns)
-        return cls(scenario, mode, Session(scenario, mode), log, data, {}, list(scenario.bookmarks))
+        session = Session(scenario, mode)
+        return cls(scenario, mode, session, log, data, {}, list(scenario.bookmarks), start_snapshot=session.snapshot())
 
     def add(self, cols: dict) -> bool:
         """Append one streamed chunk; True if it was the first."""
@@ -125,13 +166,20 @@ class RunDocument:
             self.log.reserve(min(MAX_RESERVE, estimate))
 
     def finish(self) -> None:
-        self.log.finish()
+        """The run is complete (UI thread, the worker done): read the session's log from now on."""
+        own = self.session.log
+        if len(own) == len(self.log):
+            self.log = own
+            self.data.log = own
+        else:  # pragma: no cover - a session that did not compute what it streamed
+            self.log.finish()
         self.data.finish()
         self.summary = summarize(self.log)
 
     @property
     def complete(self) -> bool:
-        return self.log.complete
+        """The whole run is in (the worker has handed the session back)."""
+        return self.data.complete
 
     @property
     def n_vcpus(self) -> int:
@@ -160,7 +208,7 @@ class RunDocument:
 def build_run(scenario: Scenario, mode: str, job=None) -> RunDocument:
     """Run `scenario` in `mode` to the end in one go (no streaming); the session is at event 0."""
     doc = RunDocument.empty(scenario, mode)
-    stream_run(scenario, mode, job, doc.add)
+    stream_session(doc.session, job, doc.add)
     doc.finish()
     return doc
 
@@ -179,6 +227,7 @@ class TraceDocument:
     mode: str = "recorded"
     variant: str = ""
     complete: bool = True
+    raw: Any = None  # trace_lines.RawLines: the file line behind each event
 
     @property
     def title(self) -> str:

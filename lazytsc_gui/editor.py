@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 
-from lazytsc.scenario import ScenarioError, check_scenario
+from lazytsc.scenario import ScenarioError
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import themes
+from .scenario_io import check_text
 
 NEW_SCENARIO = '''# A new lazytsc scenario (format 1). Apply with Ctrl+Return; save with Ctrl+S.
 format = 1
@@ -212,6 +213,7 @@ class ScenarioEditor(QtWidgets.QWidget):
 
     applyRequested = QtCore.Signal()
     modificationChanged = QtCore.Signal(bool)
+    pathologicalInput = QtCore.Signal(str)  # input too deeply nested / too large to check
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
@@ -296,8 +298,12 @@ class ScenarioEditor(QtWidgets.QWidget):
             self.error_list.clear()
             self.status.setText("empty")
             return []
-        _sc, errors = check_scenario(text, self.path or "untitled.toml")
+        _sc, errors, pathological = check_text(text, self.path or "untitled.toml")
         self.show_errors(errors)
+        if pathological and errors:
+            if errors[0].line:
+                self.editor.goto_line(errors[0].line)
+            self.pathologicalInput.emit(str(errors[0]))
         return errors
 
     def show_errors(self, errors: list[ScenarioError]) -> None:

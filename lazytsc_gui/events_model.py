@@ -2,14 +2,18 @@
 
 Rows are either every event or the event indices a filter selected (one numpy
 array). Cells are formatted on demand for the rows the view paints; events
-after the cursor are dimmed and the current event is highlighted.
+after the cursor are dimmed and the current event is highlighted. The two value
+columns are named per kind (taxonomy.KIND_FIELDS) in each cell, and in the header
+when one kind is shown; tooltips give TSC values as times too, and a script
+`note` shows its text.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from lazytsc.eventlog import EventLog
-from lazytsc.taxonomy import EXIT_NAMES, HAZARD_KINDS, KIND_FIELDS, KIND_NAMES, MSR_SUB_NAMES
+from lazytsc.script import NOTE_CLASSIC_SKIPS_PV, NOTE_SAVE, NOTE_SCRIPT
+from lazytsc.taxonomy import EXIT_NAMES, HAZARD_KINDS, KIND_FIELDS, KIND_NAMES, MSR_SUB_NAMES, Kind
 from lazytsc.units import parse_duration
 from PySide6 import QtCore, QtGui
 
@@ -17,6 +21,10 @@ from . import themes
 from .fmt import fmt_hex, fmt_ns
 
 COLUMNS = ("#", "time", "vCPU", "kind", "exit", "a", "b", "parent")
+HEADERS = ("#", "time", "vCPU", "kind", "exit", "value 1", "value 2", "caused by")
+# Value names that hold a guest TSC (shown as a time too, with the vCPU's tsc_khz).
+TSC_FIELDS = frozenset({"tsc", "armed", "pending", "deadline", "wanted", "armed_before"})
+NOTE_TEXT = {NOTE_CLASSIC_SKIPS_PV: "classic mode: the guest has no lazy driver, PV op skipped", NOTE_SAVE: "state saved (migration source)"}
 HAZARD_CODES = np.array(sorted(HAZARD_KINDS), dtype=np.int16)
 Qt = QtCore.Qt
 
@@ -34,11 +42,18 @@ class EventsModel(QtCore.QAbstractTableModel):
         self.filters: dict = {}
         self._cols: dict[str, np.ndarray] = {}
         self._n = 0
+        self.tsc_khz: list[int] | None = None
+        self.notes: dict[int, str] = {}  # scenario line -> the script entry's note
+        self.header_names: tuple[str, str] | None = None
+        self.raw = None  # trace_lines.RawLines of an imported trace
 
     # ---- data source ----------------------------------------------------------------------
-    def set_log(self, log: EventLog | None) -> None:
+    def set_log(self, log: EventLog | None, tsc_khz: list[int] | None = None, notes: dict[int, str] | None = None, raw=None) -> None:
         self.beginResetModel()
         self.log = log
+        self.raw = raw
+        self.tsc_khz = tsc_khz
+        self.notes = dict(notes or {})
         self._cols = {n: log.column(n) for n in ("time", "vcpu", "kind", "exit", "sub", "a", "b", "parent")} if log is not None else {}
         self._n = len(log) if log is not None else 0
         self.rows = None
@@ -61,6 +76,9 @@ class EventsModel(QtCore.QAbstractTableModel):
         self.beginResetModel()
         self.filters = {"kinds": kinds, "vcpu": vcpu, "exit": exit_code, "hazards": hazards_only, "exits": exits_only}
         self._apply_filters()
+        one = next(iter(kinds)) if kinds and len(kinds) == 1 else None
+        names = KIND_FIELDS.get(one) if one is not None else None
+        self.header_names = (names[0] or "—", names[1] or "—") if names else None
         self.endResetModel()
 
     def _apply_filters(self) -> None:
@@ -106,8 +124,25 @@ class EventsModel(QtCore.QAbstractTableModel):
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return COLUMNS[section]
+            if section in (5, 6) and self.header_names is not None:
+                return self.header_names[section - 5]
+            return HEADERS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole and section in (5, 6):
+            return "The event's values, named per kind in each cell (name=value); filter on one kind to see the names here"
         return None
+
+    def note_text(self, i: int) -> str:
+        code, line = int(self._cols["a"][i]), int(self._cols["b"][i])
+        if code == NOTE_SCRIPT:
+            return self.notes.get(line, f"script note (line {line})")
+        return NOTE_TEXT.get(code, f"note code={code}")
+
+    def tsc_time(self, vcpu: int, value: int) -> float | None:
+        """A guest TSC value as ns (TSC offset 0), or None without a clock rate."""
+        khz = self.tsc_khz
+        if not khz or not 0 <= vcpu < len(khz) or not khz[vcpu] or value <= 0:
+            return None
+        return value * 1_000_000 / khz[vcpu]
 
     def cell_text(self, i: int, col: int) -> str:
         c = self._cols
@@ -129,6 +164,8 @@ class EventsModel(QtCore.QAbstractTableModel):
             return EXIT_NAMES.get(e, str(e)) + (f" / {MSR_SUB_NAMES.get(s, s)}" if s >= 0 else "")
         names = KIND_FIELDS.get(kind, ("a", "b"))
         if col == 5:
+            if kind == Kind.NOTE:
+                return self.note_text(i)
             return _value(names[0], int(c["a"][i]))
         if col == 6:
             return _value(names[1], int(c["b"][i]))
@@ -167,7 +204,17 @@ class EventsModel(QtCore.QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             ev = self.log.event(i)
             state = "executed" if i < self.position else "not yet executed (after the cursor)"
-            return f"#{i} at {fmt_ns(ev.time)}, vCPU {ev.vcpu}: {ev.describe()}\n{state}"
+            what = self.note_text(i) if ev.kind == Kind.NOTE else ev.describe()
+            lines = [f"#{i} at {fmt_ns(ev.time)}, vCPU {ev.vcpu}: {what}"]
+            for name, value in zip(KIND_FIELDS.get(ev.kind, ("", "")), (ev.a, ev.b), strict=True):
+                ns = self.tsc_time(ev.vcpu, value) if name in TSC_FIELDS or (name == "value" and ev.kind == Kind.WRMSR_TSC_DEADLINE) else None
+                if ns is not None:
+                    lines.append(f"{name} = {value:#x} = {value:,} TSC = {fmt_ns(ns)} ({fmt_ns(ns - ev.time, signed=True)} from this event)")
+            raw = self.raw.text(i) if self.raw is not None else ""
+            if raw:
+                lines.append(f"trace line {self.raw.line_of(i):,}: {raw.strip()}")
+            lines.append(state)
+            return "\n".join(lines)
         return None
 
     # ---- search -----------------------------------------------------------------------------

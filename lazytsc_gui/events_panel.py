@@ -7,7 +7,7 @@ from lazytsc.taxonomy import EXIT_NAMES, EXIT_ORDER, HAZARD_KINDS, KIND_NAMES, K
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from .events_model import COLUMNS, EventsModel
-from .fmt import fmt_ns
+from .fmt import fmt_ns, position_text
 
 KIND_GROUPS: list[tuple[str, set[int] | None, dict]] = [
     ("All kinds", None, {}),
@@ -18,6 +18,15 @@ KIND_GROUPS: list[tuple[str, set[int] | None, dict]] = [
     ("Lazy host (update / kick / clear / init / exit)", {Kind.LAZY_UPDATE, Kind.LAZY_KICK, Kind.LAZY_CLEAR, Kind.LAZY_INIT, Kind.LAZY_EXIT, Kind.KICK_REQUEST}, {}),
     ("Interrupts (timer / IPI / inject)", {Kind.GUEST_TIMER_IRQ, Kind.GUEST_IPI, Kind.IRQ_INJECT}, {}),
 ]
+
+
+def doc_extras(doc) -> dict:
+    """TSC rates and script notes of a simulated run (a trace has neither)."""
+    if doc is None:
+        return {}
+    if not hasattr(doc, "scenario"):
+        return {"raw": getattr(doc, "raw", None)}
+    return {"tsc_khz": doc.tsc_khz(), "notes": {op.line: op.note for op in doc.scenario.script if op.note}}
 
 
 class EventTable(QtWidgets.QTableView):
@@ -116,7 +125,9 @@ class EventsPanel(QtWidgets.QWidget):
 
     # ---- controller -> view ------------------------------------------------------------------
     def _doc_changed(self, doc) -> None:
-        self.model.set_log(doc.log if doc is not None else None)
+        self.model.set_log(doc.log if doc is not None else None, **doc_extras(doc))
+        self.table.scrollToTop()  # a new document starts at its top, not at the old scroll position
+        self.table.clearSelection()
         self.vcpu_box.blockSignals(True)
         self.vcpu_box.clear()
         self.vcpu_box.addItem("all vCPUs", None)
@@ -130,8 +141,14 @@ class EventsPanel(QtWidgets.QWidget):
         self._update_count()
         if self.follow.isChecked() and pos > 0:
             row = self.model.row_of(pos - 1, nearest=True)
-            if row >= 0:
+            if row >= 0 and not self._row_visible(row):
                 self.table.scrollTo(self.model.index(row, 0), QtWidgets.QAbstractItemView.ScrollHint.EnsureVisible)
+
+    def _row_visible(self, row: int) -> bool:
+        """Is the row wholly inside the viewport? (scrollTo costs a repaint even when it is)."""
+        rect = self.table.visualRect(self.model.index(row, 0))
+        view = self.table.viewport().rect()
+        return rect.isValid() and rect.top() >= view.top() and rect.bottom() <= view.bottom()
 
     def _selection_changed(self, index: int) -> None:
         row = self.model.row_of(index)
@@ -168,7 +185,7 @@ class EventsPanel(QtWidgets.QWidget):
         total = self.controller.total
         shown = self.model.rowCount()
         pos = self.controller.position
-        text = f"{shown:,} of {total:,} events shown · cursor after event {pos - 1:,}" if pos else f"{shown:,} of {total:,} events shown · cursor at the start"
+        text = f"{shown:,} of {total:,} events shown · cursor {position_text(pos, total)}"
         self.count_label.setText(text)
 
     # ---- view -> controller ------------------------------------------------------------------
@@ -240,7 +257,8 @@ class HazardsPanel(QtWidgets.QWidget):
         self._doc_changed(None)
 
     def _doc_changed(self, doc) -> None:
-        self.model.set_log(doc.log if doc is not None else None)
+        self.model.set_log(doc.log if doc is not None else None, **doc_extras(doc))
+        self.table.scrollToTop()
         self.model.set_filters(hazards_only=True)
         if doc is None:
             self.summary.setText("No run loaded")

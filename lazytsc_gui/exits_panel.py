@@ -1,19 +1,24 @@
 """Exit accounting in the seed's layout: at the cursor and for the whole run.
 
-Counts come from `lazytsc.accounting.summarize(log, upto=position)`; the rows
-follow the seed's table (reasons, then msr-write sub-reasons as a share of
-msr-write, then timer counters). Below it, the exits caused by the selected
-event (`accounting.caused_by`), so a user can see what one guest write cost.
+Counts are those of `lazytsc.accounting.summarize(log, upto=position)`, kept
+incrementally (`log_index.PrefixCounts`: a step counts one event, not the prefix);
+the rows follow the seed's table (reasons, then msr-write sub-reasons as a share
+of msr-write, then timer counters). The protocol's headline number, msr-write
+tsc-deadline exits, also stands above the table so it is never below the fold.
+Below it, the exits caused by the selected event (`log_index.CausalIndex`), so a
+user can see what one guest write cost.
 """
 
 from __future__ import annotations
 
-from lazytsc.accounting import caused_by, summarize
+import html
+
 from lazytsc.taxonomy import EXIT_ORDER, MSR_SUB_ORDER
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import themes
 from .fmt import fmt_ns, percent
+from .log_index import CausalIndex, PrefixCounts
 
 ALWAYS_REASONS = ("intr", "halt", "msr-write", "preemption-timer")
 ALWAYS_SUBS = ("apic-icr", "tsc-deadline")
@@ -54,6 +59,12 @@ class ExitsPanel(QtWidgets.QWidget):
     def __init__(self, controller, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.headline = QtWidgets.QLabel("")
+        self.headline.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.headline.setWordWrap(True)
+        # a fixed height: new numbers must not relayout (and repaint) the window
+        self.headline.setFixedHeight(self.fontMetrics().height() * 2 + 6)
+        self.headline.setToolTip("MSR_IA32_TSC_DEADLINE writes that exit to the host: what lazy mode saves")
         self.table = QtWidgets.QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["VM exits", "at cursor", "%", "whole run", "%"])
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -85,7 +96,13 @@ class ExitsPanel(QtWidgets.QWidget):
         split.setStretchFactor(1, 2)
         layout = QtWidgets.QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.headline)
         layout.addWidget(split)
+        self._counts: PrefixCounts | None = None
+        self._marked: dict[int, bool] = {}
+        self._causal: CausalIndex | None = None
+        self._causal_log = None
+        self.raw_line = ""
         self._rows: list[tuple[str, tuple]] = []
         self._last_cursor: dict | None = None
         self.cursor_summary: dict | None = None
@@ -96,12 +113,17 @@ class ExitsPanel(QtWidgets.QWidget):
 
     def _on_theme(self, _theme) -> None:
         self._last_cursor = None
+        self._marked = {}
         self.refresh()
 
     def _rebuild(self, doc) -> None:
         self._last_cursor = None
+        self._marked = {}
+        self._causal = None
+        self._counts = PrefixCounts(doc.log) if doc is not None else None
         if doc is None:
             self.table.setRowCount(0)
+            self.headline.setText("")
             return
         self._rows = table_rows(doc.summary)
         self.table.setRowCount(len(self._rows))
@@ -126,20 +148,36 @@ class ExitsPanel(QtWidgets.QWidget):
         c = self.controller
         if c.doc is None or not self._rows:
             return
-        cur = summarize(c.doc.log, upto=c.position)
+        if self._counts is None or self._counts.log is not c.doc.log or len(self._counts.kind) != len(c.doc.log):
+            self._counts = PrefixCounts(c.doc.log)
+        self._counts.move_to(c.position)
+        cur = self._counts.summary()
         self.cursor_summary = cur
+        self._update_headline(cur, c.doc.summary)
         th = themes.current()
+        last = self._last_cursor
         for r, (_label, path) in enumerate(self._rows):
             value = get_path(cur, path)
+            old = get_path(last, path) if last is not None else None
+            if old == value and not self._marked.get(r):
+                continue  # nothing to repaint in this row
             item = self.table.item(r, 1)
             item.setText(f"{value:,}")
             self.table.item(r, 2).setText(share(cur, path))
-            changed = self._last_cursor is not None and get_path(self._last_cursor, path) != value
+            changed = old is not None and old != value
+            self._marked[r] = changed
             item.setBackground(QtGui.QColor(th.changed_bg) if changed else QtGui.QBrush())
             item.setForeground(QtGui.QColor(th.changed_fg) if changed else QtGui.QBrush())
         self._last_cursor = cur
         if c.selected_event < 0:
             self.refresh_caused(-1)
+
+    def _update_headline(self, cur: dict, whole: dict) -> None:
+        def cell(s: dict) -> str:
+            n = s["exits"]["msr_write"]["tsc-deadline"]
+            return f"<b>{n:,}</b> ({percent(n, s['exits']['by_reason']['msr-write'])})"
+
+        self.headline.setText(f"<b>tsc-deadline exits</b> &nbsp;{cell(cur)} at the cursor &nbsp;·&nbsp; {cell(whole)} whole run")
 
     def refresh_caused(self, index: int) -> None:
         c = self.controller
@@ -151,7 +189,10 @@ class ExitsPanel(QtWidgets.QWidget):
             self.caused.setRowCount(0)
             return
         log = c.doc.log
-        found = caused_by(log, idx)
+        if self._causal is None or self._causal_log is not log:
+            self._causal = CausalIndex(log)
+            self._causal_log = log
+        found = self._causal.caused_by(idx)
         ev = log.event(idx)
         exits = [int(i) for i in found if log.exit[int(i)] >= 0]
         by: dict[str, int] = {}
@@ -161,9 +202,14 @@ class ExitsPanel(QtWidgets.QWidget):
             by[key] = by.get(key, 0) + 1
         what = "selected" if index >= 0 else "current"
         summary = ", ".join(f"{k} × {v}" for k, v in by.items()) or "none"
+        raw = getattr(c.doc, "raw", None)
+        line = raw.text(idx) if raw is not None else ""
+        source = f"<br>line {raw.line_of(idx):,} of the trace: <code>{html.escape(line.strip())}</code>" if line else ""
+        self.raw_line = line
+        self.caused_label.setToolTip(f"trace line {raw.line_of(idx):,}:\n{line}" if line else "")
         self.caused_label.setText(
             f"<b>{len(exits)} exit(s)</b> caused by the {what} event #{idx} <code>{ev.describe()}</code> "
-            f"and the {len(found) - 1} event(s) it caused: {summary}"
+            f"and the {len(found) - 1} event(s) it caused: {summary}{source}"
         )
         rows = [int(i) for i in found][:500]
         self.caused.setRowCount(len(rows))

@@ -1,7 +1,9 @@
 """Exports: events (CSV, JSON), the exit table (CSV, Markdown), the timeline (PNG, SVG).
 
 The data exports are plain functions (no Qt) so they can run in the worker
-thread; every file is written to a temporary name and renamed into place.
+thread; every file is written to a temporary name and renamed into place, and
+gets the mode any other program would give it (0666 less the umask, or the mode
+of the file it replaces). Images: `image_export` (title band, checked writes).
 """
 
 from __future__ import annotations
@@ -9,6 +11,10 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 from lazytsc.atomic import atomic_open
@@ -16,6 +22,58 @@ from lazytsc.eventlog import EventLog
 from lazytsc.taxonomy import EXIT_NAMES, KIND_FIELDS, KIND_NAMES, MSR_SUB_NAMES
 
 from .exits_panel import get_path, share, table_rows
+
+IMAGE_SUFFIXES = {"png": ".png", "svg": ".svg"}
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux allows (/proc)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+@contextmanager
+def user_file(path: str | os.PathLike, newline: str | None = None) -> Iterator:
+    """atomic_open, then the mode a plain `open(path, "w")` would have left."""
+    target = Path(path)
+    try:
+        old_mode = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        old_mode = None
+    with atomic_open(target, newline=newline) as fh:
+        yield fh
+    os.chmod(target, old_mode if old_mode is not None else 0o666 & ~current_umask())
+
+
+def image_path(what: str, path: str) -> str:
+    """The path an image export writes: the format's suffix added when it has none."""
+    suffix = IMAGE_SUFFIXES[what]
+    p = Path(path)
+    if p.suffix.lower() != suffix:
+        if p.suffix.lower() in IMAGE_SUFFIXES.values():
+            raise ValueError(f"{path}: a {what.upper()} export needs a {suffix} file name")
+        p = p.with_name(p.name + suffix)
+    return str(p)
+
+
+def check_writable(path: str) -> None:
+    """Fail early, with the reason, where a file cannot be created."""
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise OSError(f"{path}: the folder {parent} does not exist")
+    if not os.access(parent, os.W_OK):
+        raise OSError(f"{path}: the folder {parent} is not writable")
+    if Path(path).is_dir():
+        raise OSError(f"{path}: is a folder")
+
 
 CSV_HEADER = ["index", "time_ns", "vcpu", "kind", "exit", "sub", "a_name", "a", "b_name", "b", "parent"]
 CHUNK = 50_000
@@ -64,7 +122,7 @@ def export_events_csv(log: EventLog, path: str | os.PathLike, rows: np.ndarray |
     """One row per event: index, time_ns, vcpu, kind, exit, sub, a_name, a, b_name, b, parent."""
     n = 0
     total = len(log) if rows is None else len(rows)
-    with atomic_open(path, newline="") as fh:
+    with user_file(path, newline="") as fh:
         w = csv.writer(fh)
         w.writerow(CSV_HEADER)
         for chunk in _chunks(log, rows):
@@ -81,7 +139,7 @@ def export_events_json(log: EventLog, path: str | os.PathLike, rows: np.ndarray 
     n = 0
     total = len(log) if rows is None else len(rows)
     head = {"format": "lazytsc-events", "version": 1, **(meta or {}), "count": total}
-    with atomic_open(path) as fh:
+    with user_file(path) as fh:
         fh.write(json.dumps(head)[:-1] + ', "events": [\n')
         first = True
         for chunk in _chunks(log, rows):
@@ -106,7 +164,7 @@ def exit_table(cursor: dict, whole: dict) -> list[tuple[str, int, str, int, str]
 
 
 def export_exits_csv(cursor: dict, whole: dict, path: str | os.PathLike) -> None:
-    with atomic_open(path, newline="") as fh:
+    with user_file(path, newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["row", "at_cursor", "at_cursor_share", "whole_run", "whole_run_share"])
         for row in exit_table(cursor, whole):
@@ -126,5 +184,5 @@ def exits_markdown(cursor: dict, whole: dict, title: str = "", position: int = 0
 
 
 def export_exits_markdown(cursor: dict, whole: dict, path: str | os.PathLike, title: str = "", position: int = 0) -> None:
-    with atomic_open(path) as fh:
+    with user_file(path) as fh:
         fh.write(exits_markdown(cursor, whole, title, position))

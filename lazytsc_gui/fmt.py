@@ -45,3 +45,13 @@ def fmt_short(ns: int | float, signed: bool = False) -> str:
             x = v / scale
             return f"{sign}{x:.3g} {unit}" if x < 1000 else f"{sign}{x:,.0f} {unit}"
     return f"{sign}{v:.0f} ns"
+
+
+def position_text(position: int, total: int) -> str:
+    """One wording for the cursor everywhere: `at #26 (27 of 28 events done)`.
+
+    Position p means events #0 … #p-1 have happened; the current event is #p-1.
+    """
+    if position <= 0:
+        return f"at the start (0 of {total:,} events done)"
+    return f"at #{position - 1:,} ({position:,} of {total:,} events done)"

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from lazytsc.accounting import summarize
 from lazytsc.resources import DEFAULT_SCENARIO, builtin_scenarios, icon_path
-from lazytsc.scenario import Scenario, atomic_write_text, check_scenario, with_bookmarks
+from lazytsc.scenario import Scenario, atomic_write_text, with_bookmarks
 from lazytsc.taxonomy import HAZARD_KINDS
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -28,11 +28,18 @@ from .editor import NEW_SCENARIO, ScenarioEditor
 from .events_panel import EventsPanel, HazardsPanel
 from .exits_panel import ExitsPanel
 from .explain_panel import ExplainPanel
-from .fmt import fmt_ns, fmt_s
+from .fmt import fmt_ns, fmt_s, position_text
+from .range_panel import RangePanel
+from .scenario_io import check_text, read_scenario_file
 from .settings import Settings
 from .state_panel import StatePanel
 from .timeline import TimelineWidget
 from .worker import TaskRunner
+
+try:  # structural TOML editing of [[breakpoint]] tables (lazytsc.scenario, newer builds)
+    from lazytsc.scenario import with_breakpoints
+except ImportError:  # pragma: no cover - older engine package
+    with_breakpoints = None
 
 Qt = QtCore.Qt
 MB = QtWidgets.QMessageBox
@@ -40,6 +47,25 @@ SCENARIO_FILTER = "Scenarios (*.toml);;All files (*)"
 TRACE_FILTER = "KVM traces (*.txt *.trace *.log *.dat.txt *.gz *.report);;All files (*)"
 # speed slider (0..100) -> events per second in play mode, logarithmic 1 .. 100k
 SPEED_MIN, SPEED_MAX = 1.0, 100_000.0
+
+
+def parse_goto(text: str, total: int) -> tuple[str, int] | str:
+    """("event", index) or ("time", ns) from what a user types, or an error message."""
+    from lazytsc.units import parse_duration
+
+    t = text.strip().replace(",", "").replace("_", "")
+    if not t:
+        return "Go to: type an event number (#27) or a time (150us)"
+    body = t[1:].strip() if t.startswith("#") else t
+    if body.isdigit():
+        index = int(body)
+        if not 0 <= index < total:
+            return f"Go to: there is no event #{index:,} (this run has #0 … #{total - 1:,})"
+        return ("event", index)
+    try:
+        return ("time", int(parse_duration(t.lstrip("@"))))
+    except (ValueError, TypeError):
+        return f"Go to: {text!r} is neither an event number (#27) nor a time with a unit (150us, 1.5ms)"
 
 
 def speed_for(value: int) -> float:
@@ -69,6 +95,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self._context_time = 0.0
         self.last_error = ""
         self.loaded = False
+        self.sweep_view = None  # the parameter-sweep window, made on first use
 
         self._build_central()
         self._build_docks()
@@ -106,6 +133,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.events_panel = EventsPanel(c)
         self.hazards_panel = HazardsPanel(c)
         self.breakpoints_panel = BreakpointsPanel(c)
+        self.range_panel = RangePanel(c)
         self.editor = ScenarioEditor()
         self.explain = ExplainPanel()
         R, B, L = Qt.DockWidgetArea.RightDockWidgetArea, Qt.DockWidgetArea.BottomDockWidgetArea, Qt.DockWidgetArea.LeftDockWidgetArea
@@ -113,15 +141,17 @@ class MainWindow(QtWidgets.QMainWindow):
         self.exits_dock = self._dock("Exit accounting", "exitsDock", self.exits_panel, R)
         self.events_dock = self._dock("Events", "eventsDock", self.events_panel, B)
         self.hazards_dock = self._dock("Hazards", "hazardsDock", self.hazards_panel, B)
-        self.breakpoints_dock = self._dock("Breakpoints", "breakpointsDock", self.breakpoints_panel, B)
+        self.breakpoints_dock = self._dock("Breakpoints && watchpoints", "breakpointsDock", self.breakpoints_panel, B)
+        self.range_dock = self._dock("Range A→B", "rangeDock", self.range_panel, B)
         self.editor_dock = self._dock("Scenario editor", "editorDock", self.editor, B)
         self.explain_dock = self._dock("Explanation", "explainDock", self.explain, L)
         self.tabifyDockWidget(self.events_dock, self.hazards_dock)
         self.tabifyDockWidget(self.hazards_dock, self.breakpoints_dock)
-        self.tabifyDockWidget(self.breakpoints_dock, self.editor_dock)
+        self.tabifyDockWidget(self.breakpoints_dock, self.range_dock)
+        self.tabifyDockWidget(self.range_dock, self.editor_dock)
         self.events_dock.raise_()
         self.splitDockWidget(self.state_dock, self.exits_dock, Qt.Orientation.Vertical)
-        self.docks = [self.state_dock, self.exits_dock, self.events_dock, self.hazards_dock, self.breakpoints_dock, self.editor_dock, self.explain_dock]
+        self.docks = [self.state_dock, self.exits_dock, self.events_dock, self.hazards_dock, self.breakpoints_dock, self.range_dock, self.editor_dock, self.explain_dock]
 
     def _act(self, text: str, slot, shortcut=None, tip: str = "", icon: QtWidgets.QStyle.StandardPixmap | None = None, checkable: bool = False) -> QtGui.QAction:
         action = QtGui.QAction(text, self)
@@ -161,9 +191,14 @@ class MainWindow(QtWidgets.QMainWindow):
         c = self.controller
         self.a_continue = self._act("&Continue", c.continue_, "F5", "Run until a breakpoint or the end", SP.SP_MediaPlay)
         self.a_pause = self._act("&Pause", c.pause, ["F6", "Ctrl+."], "Pause play mode or a running job", SP.SP_MediaPause)
-        self.a_step = self._act("&Step", c.step, "F10", "Next event (one action of the engine)", SP.SP_ArrowRight)
-        self.a_step_vcpu = self._act("Step into &vCPU", lambda: c.step_vcpu(), "F11", "Step until the selected vCPU logs an event", SP.SP_ArrowDown)
-        self.a_step_back = self._act("Step &back", c.step_back, "Shift+F10", "Previous event (checkpoint + replay)", SP.SP_ArrowLeft)
+        self.a_step = self._act("&Step one event", c.step, "F10", "Exactly one event forward (the next row of the event list)", SP.SP_ArrowRight)
+        self.a_step_action = self._act("Step one &action", c.step_action, "F11", "To the end of the engine action holding the next event (all the events one cause logs at one instant)", SP.SP_MediaSkipForward)
+        self.a_step_back = self._act("Step &back one event", c.step_back, "Shift+F10", "Exactly one event back (checkpoint + replay)", SP.SP_ArrowLeft)
+        self.a_step_back_action = self._act("Step back one a&ction", c.step_back_action, "Shift+F11", "Back to the start of the engine action holding the current event")
+        self.a_lane_next = self._act("&Next event in this lane", lambda: c.lane_event(+1), "Alt+Right", "Next event of the selected vCPU (click a lane to select one)")
+        self.a_lane_prev = self._act("Previous event in this &lane", lambda: c.lane_event(-1), "Alt+Left", "Previous event of the selected vCPU")
+        self.a_step_vcpu = self.a_lane_next
+        self.a_goto = self._act("&Go to event or time…", self.goto_dialog, "Ctrl+G", "Jump to event #N or to a time (150us, 1.5ms)")
         self.a_reverse = self._act("&Reverse continue", c.reverse_continue, "Shift+F5", "Back to the previous breakpoint hit", SP.SP_MediaSeekBackward)
         self.a_restart = self._act("Res&tart", c.restart, "Ctrl+Shift+F5", "Back to the start of the run", SP.SP_MediaSkipBackward)
         self.a_run_cursor = self._act("Run to c&ursor", self.run_to_cursor, "Ctrl+F10", "Run (with breakpoints) to the selected event or measurement cursor A")
@@ -172,6 +207,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.a_prev_haz = self._act("Previous ha&zard", lambda: self.goto_hazard(-1), "Ctrl+[", "Jump to the previous hazard event")
         self.a_add_bp = self._act("Add &breakpoint on selected event", self.breakpoints_panel.add_from_selection, "Ctrl+F9")
         self.a_compare = self._act("&Compare classic vs lazy", self.show_compare, "Ctrl+Shift+C", "Run both modes side by side with the exit tables diffed")
+        self.a_sweep = self._act("Parameter s&weep…", self.show_sweep, None, "Run the scenario over combinations of settings and plot any figure")
 
         self.a_fit = self._act("Zoom to &fit", self.timeline.zoom_to_fit, ["Ctrl+0", "Home"], "Show the whole run", SP.SP_TitleBarMaxButton)
         self.a_zoom_in = self._act("Zoom &in", lambda: self.timeline.zoom(2.0), ["Ctrl+=", "Ctrl++"], "Zoom in (around the cursor)")
@@ -193,8 +229,8 @@ class MainWindow(QtWidgets.QMainWindow):
             (self.a_restart, "Restart"),
             (self.a_reverse, "Reverse"),
             (self.a_step_back, "Back"),
-            (self.a_step, "Step"),
-            (self.a_step_vcpu, "Into vCPU"),
+            (self.a_step, "Event"),
+            (self.a_step_action, "Action"),
             (self.a_continue, "Continue"),
             (self.a_pause, "Pause"),
             (self.a_play, "Play"),
@@ -223,7 +259,9 @@ class MainWindow(QtWidgets.QMainWindow):
         f.addSeparator()
         f.addAction(self.a_quit)
         r = mb.addMenu("&Run")
-        r.addActions([self.a_continue, self.a_pause, self.a_step, self.a_step_vcpu, self.a_step_back, self.a_reverse, self.a_restart, self.a_run_cursor])
+        r.addActions([self.a_continue, self.a_pause, self.a_step, self.a_step_action, self.a_step_back, self.a_step_back_action, self.a_reverse, self.a_restart, self.a_run_cursor])
+        r.addSeparator()
+        r.addActions([self.a_lane_next, self.a_lane_prev, self.a_goto])
         r.addSeparator()
         r.addActions([self.a_play, self.a_next_haz, self.a_prev_haz, self.a_add_bp])
         r.addSeparator()
@@ -237,6 +275,7 @@ class MainWindow(QtWidgets.QMainWindow):
             mode_menu.addAction(a)
             self.a_modes[m] = a
         r.addAction(self.a_compare)
+        r.addAction(self.a_sweep)
         self.bookmarks_menu = mb.addMenu("&Bookmarks")
         v = mb.addMenu("&View")
         t = v.addMenu("&Theme")
@@ -264,34 +303,36 @@ class MainWindow(QtWidgets.QMainWindow):
         tb.setIconSize(QtCore.QSize(16, 16))
         tb.addActions([self.a_open, self.a_save])
         tb.addSeparator()
-        tb.addWidget(QtWidgets.QLabel(" Mode "))
         self.mode_box = QtWidgets.QComboBox()
         self.mode_box.addItems(["classic", "lazy"])
         self.mode_box.setToolTip("Guest driver: classic (every deadline is a WRMSR) or lazy (the seed)")
         tb.addWidget(self.mode_box)
         tb.addSeparator()
-        for a in (self.a_restart, self.a_reverse, self.a_step_back, self.a_step, self.a_step_vcpu, self.a_continue, self.a_pause):
+        for a in (self.a_restart, self.a_reverse, self.a_step_back, self.a_step, self.a_step_action, self.a_continue, self.a_pause):
             tb.addAction(a)
         self.vcpu_box = QtWidgets.QComboBox()
-        self.vcpu_box.setToolTip("vCPU for Step into vCPU (F11); click a lane to pick one")
+        self.vcpu_box.setToolTip("Selected vCPU: next/previous event in this lane (Alt+Right / Alt+Left); click a lane to pick one")
         tb.addWidget(self.vcpu_box)
         tb.addSeparator()
         tb.addAction(self.a_play)
         self.speed = QtWidgets.QSlider(Qt.Orientation.Horizontal)
         self.speed.setRange(0, 100)
-        self.speed.setFixedWidth(110)
+        self.speed.setFixedWidth(80)
         self.speed.setToolTip("Play speed (events per second)")
         self.speed_label = QtWidgets.QLabel()
-        self.speed_label.setMinimumWidth(72)
+        self.speed_label.setMinimumWidth(self.fontMetrics().horizontalAdvance("100,000 ev/s") + 4)
         tb.addWidget(self.speed)
         tb.addWidget(self.speed_label)
         tb.addSeparator()
         for a in (self.a_fit, self.a_rubber, self.a_measure, self.a_compare):
             tb.addAction(a)
-        for a in (self.a_fit, self.a_rubber, self.a_measure, self.a_open, self.a_save):
+        # Icons alone where the icon says it (names in the tooltips), so that the whole
+        # toolbar, Measure and Compare included, fits a 1280 px wide window.
+        icon_only = (self.a_open, self.a_save, self.a_restart, self.a_reverse, self.a_step_back, self.a_pause, self.a_play)
+        for a in (self.a_fit, self.a_rubber, self.a_measure, *icon_only):
             w = tb.widgetForAction(a)
             if isinstance(w, QtWidgets.QToolButton):
-                w.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly if a in (self.a_open, self.a_save) else Qt.ToolButtonStyle.ToolButtonTextOnly)
+                w.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly if a in icon_only else Qt.ToolButtonStyle.ToolButtonTextOnly)
         self.toolbar = tb
 
     def _build_statusbar(self) -> None:
@@ -311,8 +352,13 @@ class MainWindow(QtWidgets.QMainWindow):
         for w in (self.progress, self.cancel_btn):
             w.setVisible(False)
             sb.addPermanentWidget(w)
+        fm = self.fontMetrics()
+        widest = {self.st_time: "t = 1,000.000000 ms", self.st_event: "at #10,000,000 (10,000,000 of 10,000,000 events done)"}
         for w in (self.st_delta, self.st_time, self.st_event, self.st_mode, self.st_vcpu):
             w.setContentsMargins(6, 0, 6, 0)
+            if w in widest:  # fixed widths: a new position must not relayout the status bar
+                w.setFixedWidth(fm.horizontalAdvance(widest[w]) + 16)
+                w.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             sb.addPermanentWidget(w)
         # A constant height: showing the progress bar must not relayout (and repaint)
         # the whole window while a job runs.
@@ -344,9 +390,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.markerRenamed.connect(lambda i, name: self._edit_bookmark(i, name=name))
         self.timeline.markerMoved.connect(lambda i, t: self._edit_bookmark(i, at=int(round(t * 1e9)), event=None))
         self.runner.progress.connect(self.compare.set_progress)
+        self.timeline.measureChanged.connect(self.range_panel.set_measure)
+        self.state_panel.watchRequested.connect(self._watch_requested)
+        c.refused.connect(self._run_refused)
         self.events_panel.breakRequested.connect(self._add_breakpoint_spec)
+        self.breakpoints_panel.specsChanged.connect(self._breakpoints_edited)
         self.events_panel.bookmarkRequested.connect(lambda i: self.add_bookmark_dialog(i))
         self.editor.applyRequested.connect(self.apply_editor)
+        self.editor.pathologicalInput.connect(self._pathological_input)
         self.editor.modificationChanged.connect(lambda _m: self._update_title())
         self.mode_box.currentTextChanged.connect(self.set_mode)
         self.vcpu_box.currentIndexChanged.connect(lambda i: i >= 0 and c.set_vcpu(i))
@@ -394,11 +445,16 @@ class MainWindow(QtWidgets.QMainWindow):
         if not getattr(self, "_sized", True):
             self._sized = True
             self._default_sizes()  # dock sizes only stick once the window has its size
+            QtCore.QTimer.singleShot(0, self._default_sizes)
 
     def _default_sizes(self) -> None:
-        self.resizeDocks([self.state_dock, self.explain_dock], [470, 300], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.state_dock, self.exits_dock], [520, 420], Qt.Orientation.Vertical)
-        self.resizeDocks([self.events_dock], [max(240, self.height() // 4)], Qt.Orientation.Vertical)
+        """Side panels in proportion to the window: the timeline keeps about half its width."""
+        w, h = max(800, self.width()), max(600, self.height())
+        state = int(min(470, max(330, 0.27 * w)))
+        explain = int(min(320, max(200, 0.17 * w)))
+        self.resizeDocks([self.state_dock, self.explain_dock], [state, explain], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.state_dock, self.exits_dock], [int(h * 0.42), int(h * 0.33)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.events_dock], [int(min(300, max(170, 0.22 * h)))], Qt.Orientation.Vertical)
 
     def reset_layout(self) -> None:
         for d in self.docks:
@@ -407,11 +463,12 @@ class MainWindow(QtWidgets.QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.state_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.exits_dock)
         self.splitDockWidget(self.state_dock, self.exits_dock, Qt.Orientation.Vertical)
-        for d in (self.events_dock, self.hazards_dock, self.breakpoints_dock, self.editor_dock):
+        for d in (self.events_dock, self.hazards_dock, self.breakpoints_dock, self.range_dock, self.editor_dock):
             self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, d)
         self.tabifyDockWidget(self.events_dock, self.hazards_dock)
         self.tabifyDockWidget(self.hazards_dock, self.breakpoints_dock)
-        self.tabifyDockWidget(self.breakpoints_dock, self.editor_dock)
+        self.tabifyDockWidget(self.breakpoints_dock, self.range_dock)
+        self.tabifyDockWidget(self.range_dock, self.editor_dock)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.explain_dock)
         self.events_dock.raise_()
         self._default_sizes()
@@ -419,6 +476,18 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================== files
     def _ask_save(self) -> bool:
         """Unsaved editor changes: Save / Discard / Cancel. True when it is fine to go on."""
+        if getattr(self, "_unsaved_breakpoints", False) and not self.editor.is_modified():
+            answer = MB.question(
+                self,
+                "Unsaved breakpoints",
+                "Breakpoints were changed in the panel but are not in the scenario text. Discard them?",
+                MB.StandardButton.Discard | MB.StandardButton.Cancel,
+                MB.StandardButton.Cancel,
+            )
+            if answer != MB.StandardButton.Discard:
+                return False
+            self._unsaved_breakpoints = False
+            return True
         if not self.editor.is_modified():
             return True
         name = Path(self.editor.path).name if self.editor.path else "the new scenario"
@@ -468,13 +537,32 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.open_trace(path)
 
     def open_scenario_file(self, path: str, builtin: str | None = None) -> bool:
-        """Load a scenario file; a malformed one shows its errors and keeps the current run."""
-        p = Path(path)
-        try:
-            raw = p.read_bytes()
-        except OSError as exc:
-            self._error("Cannot open scenario", f"{path}: {exc.strerror or exc}")
+        """Load a scenario file (read in the worker); a malformed one shows its errors and keeps the current run.
+
+        True when the read started; the outcome follows when it is done.
+        """
+        if self.runner.busy:
+            self._error("Busy", f"Still working on: {self.runner.label}. Pause it (F6) or wait, then try again.")
             return False
+        self.controller.pause_play()
+
+        def job(_j):
+            try:
+                return True, read_scenario_file(path)
+            except OSError as exc:
+                return False, exc.strerror if (exc.strerror and not str(exc).startswith(str(path))) else str(exc)
+
+        def done(result) -> None:
+            ok, value = result
+            if not ok:
+                self._error("Cannot open scenario", value if str(path) in value else f"{path}: {value}")
+                return
+            self._scenario_read(path, value, builtin)
+
+        return self.runner.start(f"open {Path(path).name}", job, done, lambda msg, tb: self._error("Cannot open scenario", f"{path}: {msg}"))
+
+    def _scenario_read(self, path: str, raw: bytes, builtin: str | None) -> bool:
+        p = Path(path)
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -483,24 +571,36 @@ class MainWindow(QtWidgets.QMainWindow):
             return False
         self.settings.last_dir = str(p.parent)
         self.builtin_name = builtin
+        self.editor.blockSignals(True)
         self.editor.set_document(text, str(p))
+        self.editor.blockSignals(False)
         if builtin is None:
             self._remember(str(p))
-        scenario, errors = check_scenario(text, str(p))
+        scenario, errors, _deep = check_text(text, str(p))
+        self.editor.show_errors(errors)
         if errors:
-            self.editor_is_run = False
-            running = html.escape(self.scenario.name) if self.scenario is not None else "nothing"
-            self.editor.set_banner(f"<b>Not running:</b> {len(errors)} error(s) in this file. The timeline still shows <i>{running}</i>. Fix and Apply (Ctrl+Return).")
-            self.editor_dock.show()
-            self.editor_dock.raise_()
-            if errors[0].line:
-                self.editor.editor.goto_line(errors[0].line)
-            more = f"\n(and {len(errors) - 1} more, listed under the editor)" if len(errors) > 1 else ""
-            self._error("Scenario has errors", f"{errors[0]}{more}")
+            self._not_running(errors, dialog=True)
             return False
         self.editor.set_banner("")
         self._run(scenario, explain_name=builtin or p.stem)
         return True
+
+    def _not_running(self, errors, dialog: bool) -> None:
+        """The editor's text has errors: say so at the lines, keep showing the previous run."""
+        self.editor_is_run = False
+        self.controller.pause()
+        running = html.escape(self.scenario.name) if self.scenario is not None else "nothing"
+        self.editor.set_banner(f"<b>Not running:</b> {len(errors)} error(s) in this text. The timeline still shows <i>{running}</i>. Fix and Apply (Ctrl+Return).")
+        self.editor_dock.show()
+        self.editor_dock.raise_()
+        if errors[0].line:
+            self.editor.editor.goto_line(errors[0].line)
+        more = f"\n(and {len(errors) - 1} more, listed under the editor)" if len(errors) > 1 else ""
+        self.last_error = f"{errors[0]}{more}"
+        self.statusBar().showMessage(f"Not running: {errors[0]}", 10_000)
+        if dialog:
+            MB.warning(self, "Scenario has errors", self.last_error)
+        self._update_title()
 
     def open_example(self, name: str) -> None:
         if not self._ask_save():
@@ -536,20 +636,22 @@ class MainWindow(QtWidgets.QMainWindow):
         return self.controller.load_trace(path, on_loaded=loaded)
 
     def apply_editor(self) -> bool:
-        """Run the editor's text (Ctrl+Return) without saving it."""
+        """Run the editor's text (Ctrl+Return) without saving it; errors stay inline."""
         text = self.editor.text()
         name = self.editor.path or "untitled.toml"
-        scenario, errors = check_scenario(text, name)
+        scenario, errors, deep = check_text(text, name)
         self.editor.show_errors(errors)
         if errors:
-            self.editor_is_run = False
-            if errors[0].line:
-                self.editor.editor.goto_line(errors[0].line)
-            self._error("Scenario has errors", f"{errors[0]}" + (f"\n(and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+            self._not_running(errors, dialog=deep)
             return False
         self.editor.set_banner("")
         self._run(scenario, explain_name=self.builtin_name or Path(name).stem)
         return True
+
+    def _pathological_input(self, message: str) -> None:
+        """Deeply nested input typed or pasted into the editor: a dialog, the line marked."""
+        self.controller.pause()
+        MB.warning(self, "Scenario cannot be checked", message)
 
     def _run(self, scenario: Scenario, explain_name: str = "") -> None:
         def loaded(doc: RunDocument) -> None:
@@ -657,6 +759,8 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.controller.pause()
         self.runner.wait(10_000)
+        if self.sweep_view is not None:
+            self.sweep_view.close()
         if self.persist:
             if self.tabs.currentWidget() is self.compare:
                 self.tabs.setCurrentWidget(self.timeline)  # save the debugger layout
@@ -678,6 +782,16 @@ class MainWindow(QtWidgets.QMainWindow):
         self._set_mode_widgets(mode)
         if changed and isinstance(self.controller.doc, RunDocument) and self.scenario is not None:
             self.controller.load_scenario(self.scenario, mode, keep_time=True)
+
+    def show_sweep(self) -> None:
+        from .sweep_view import SweepView
+
+        if self.sweep_view is None:
+            self.sweep_view = SweepView(lambda: self.scenario, self)
+        self.sweep_view.set_scenario(self.scenario)
+        self.sweep_view.show()
+        self.sweep_view.raise_()
+        self.sweep_view.activateWindow()
 
     def show_compare(self) -> None:
         self.tabs.setCurrentWidget(self.compare)
@@ -803,7 +917,7 @@ class MainWindow(QtWidgets.QMainWindow):
         t = c.cursor_time_ns()
         self.timeline.set_cursor(t * 1e-9 if c.doc is not None else None)
         self.st_time.setText(f"t = {fmt_ns(c.current_time_ns())}")
-        self.st_event.setText(f"event {pos:,} / {c.total:,}")
+        self.st_event.setText(position_text(pos, c.total))
         doc = c.doc
         self.st_mode.setText(f"{doc.mode}" + (f" ({doc.variant})" if getattr(doc, "variant", "") else "") if doc else "")
         self._update_actions()
@@ -861,10 +975,11 @@ class MainWindow(QtWidgets.QMainWindow):
         busy = c.busy
         is_run = isinstance(c.doc, RunDocument)
         idle = has and not busy
-        for a in (self.a_step, self.a_step_vcpu, self.a_continue, self.a_run_cursor, self.a_next_haz):
+        for a in (self.a_step, self.a_step_action, self.a_lane_next, self.a_continue, self.a_run_cursor, self.a_next_haz):
             a.setEnabled(idle and not c.done)
-        for a in (self.a_step_back, self.a_reverse, self.a_restart, self.a_prev_haz):
+        for a in (self.a_step_back, self.a_step_back_action, self.a_lane_prev, self.a_reverse, self.a_restart, self.a_prev_haz):
             a.setEnabled(idle and c.position > 0)
+        self.a_goto.setEnabled(idle)
         self.a_pause.setEnabled(busy or c.playing)
         self.a_play.setEnabled(idle and (not c.done or c.playing))
         for a in (self.a_exp_csv, self.a_exp_json, self.a_exp_exits_csv, self.a_exp_exits_md, self.a_exp_png, self.a_exp_svg, self.a_bookmark, self.a_fit):
@@ -874,11 +989,19 @@ class MainWindow(QtWidgets.QMainWindow):
         self.a_add_bp.setEnabled(has)
 
     def _update_title(self) -> None:
+        """What the timeline shows (and from which file), then the file the editor holds if another."""
         doc = self.controller.doc
         name = doc.title if doc is not None else "no run"
-        path = self.editor.path or (doc.path if doc is not None else "")
-        self.setWindowTitle(f"{name}{' — ' + path if path else ''} [*] — lazytsc")
-        self.setWindowModified(self.editor.is_modified())
+        shown = doc.path if doc is not None else ""
+        title = name + (f" — {shown}" if shown else "")
+        editing = self.editor.path
+        if isinstance(doc, RunDocument) and editing and os.path.abspath(editing) != os.path.abspath(shown or ""):
+            title += f" (editor: {Path(editing).name}{'' if self.editor_is_run else ', not running'})"
+        elif doc is None and editing:
+            title = f"{Path(editing).name} (not running)"
+        modified = self.editor.is_modified() or getattr(self, "_unsaved_breakpoints", False)
+        self.setWindowTitle(f"{title} [*] — lazytsc")
+        self.setWindowModified(modified)
 
     # ================================================================== timeline interaction
     def _describe(self, index: int) -> str:
@@ -962,6 +1085,34 @@ class MainWindow(QtWidgets.QMainWindow):
             return
         self.statusBar().showMessage("Run to cursor: select an event in the list (or place measurement cursor A) first", 6000)
 
+    def goto_dialog(self) -> None:
+        c = self.controller
+        if c.doc is None:
+            return
+        text, ok = QtWidgets.QInputDialog.getText(
+            self, "Go to", f"Event number (0 … {c.total - 1:,}, '#' optional) or a time with its unit (150us, 1.5ms, 2s):",
+            text=f"#{max(0, c.current_event)}",
+        )
+        if ok:
+            self.goto_text(text)
+
+    def goto_text(self, text: str) -> bool:
+        """Go to `#N` / `N` (an event) or a duration (`150us`: the last event at or before it)."""
+        c = self.controller
+        target = parse_goto(text, c.total)
+        if isinstance(target, str):
+            self.statusBar().showMessage(target, 8000)
+            return False
+        kind, value = target
+        if kind == "event":
+            c.goto_event(value)
+            c.select_event(value)
+        else:
+            c.goto_time(value)
+            if c.current_event >= 0:
+                c.select_event(c.current_event)
+        return True
+
     def goto_hazard(self, direction: int) -> None:
         c = self.controller
         doc = c.doc
@@ -981,6 +1132,17 @@ class MainWindow(QtWidgets.QMainWindow):
         c.goto_event(idx)
         c.select_event(idx)
 
+    def _watch_requested(self, name: str, vcpu: int) -> None:
+        self.breakpoints_panel.add_watch(name, None if vcpu < 0 else vcpu)
+        self.breakpoints_dock.show()
+        self.breakpoints_dock.raise_()
+
+    def _run_refused(self, message: str) -> None:
+        self.statusBar().showMessage(message, 10_000)
+        self.breakpoints_dock.show()
+        self.breakpoints_dock.raise_()
+        self.breakpoints_panel.flash_errors()
+
     def _add_breakpoint_spec(self, spec: dict) -> None:
         self.breakpoints_panel.add_spec(spec)
         self.breakpoints_dock.show()
@@ -996,6 +1158,27 @@ class MainWindow(QtWidgets.QMainWindow):
         name, ok = QtWidgets.QInputDialog.getText(self, "Add bookmark", f"Name for the bookmark at {fmt_ns(t)}:", text=f"event {idx}" if idx >= 0 else "start")
         if ok and name.strip():
             c.add_bookmark(name.strip(), t, idx if (idx >= 0 and at_ns is None) else None)
+
+    def _breakpoints_edited(self) -> None:
+        """Breakpoints edited in the panel go into the scenario text (and its modified flag)."""
+        c = self.controller
+        if not isinstance(c.doc, RunDocument) or not self.editor_is_run:
+            return
+        if with_breakpoints is None:
+            self._unsaved_breakpoints = True
+            self.statusBar().showMessage("Breakpoints changed: this build cannot write them into the scenario file yet", 6000)
+            self._update_title()
+            return
+        try:
+            text = with_breakpoints(self.editor.text(), self.breakpoints_panel.specs())
+        except Exception as exc:  # the editor text no longer parses: keep it, say why
+            self._unsaved_breakpoints = True
+            self.statusBar().showMessage(f"Breakpoints not written into the scenario text: {exc}", 8000)
+            self._update_title()
+            return
+        if text != self.editor.text():
+            self.editor.replace_text(text)
+            self.statusBar().showMessage("Breakpoints written into the scenario text: save (Ctrl+S) to keep them", 6000)
 
     def _bookmarks_changed(self) -> None:
         c = self.controller
@@ -1059,6 +1242,15 @@ class MainWindow(QtWidgets.QMainWindow):
         if path:
             self.export_to(what, path)
 
+    def export_title(self) -> str:
+        """What an exported picture shows: scenario or trace, mode and time window."""
+        doc = self.controller.doc
+        if doc is None:
+            return "lazytsc"
+        x0, x1 = self.timeline.x_range() if self.timeline.plots else (0.0, 0.0)
+        variant = f" ({doc.variant})" if getattr(doc, "variant", "") else ""
+        return f"{doc.title} — {doc.mode}{variant} — window {fmt_s(x0)} … {fmt_s(x1)} ({fmt_s(x1 - x0)})"
+
     def export_to(self, what: str, path: str, wait: bool = False) -> None:
         """Write one export; data exports run in the worker (they can be big)."""
         c = self.controller
@@ -1066,12 +1258,14 @@ class MainWindow(QtWidgets.QMainWindow):
         if doc is None:
             return
         if what in ("png", "svg"):
+            from .image_export import export_image
+
             try:
-                (self.timeline.export_png if what == "png" else self.timeline.export_svg)(path)
-            except Exception as exc:  # exporter errors are shown, never fatal
-                self._error("Export failed", f"{path}: {exc}")
+                written, warnings = export_image(self.timeline, what, path, self.export_title(), scene_widget=self.timeline)
+            except (OSError, ValueError) as exc:  # shown, never fatal, never reported as success
+                self._error("Export failed", str(exc))
                 return
-            self.statusBar().showMessage(f"Exported {path}", 5000)
+            self.statusBar().showMessage(f"Exported {written}" + (f" ({len(warnings)} Qt warnings while drawing)" if warnings else ""), 6000)
             return
         if what in ("exits_csv", "exits_md"):
             cursor = summarize(doc.log, upto=c.position)
@@ -1105,7 +1299,7 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================== help
     def show_shortcuts(self) -> None:
         rows = []
-        for a in (self.a_continue, self.a_pause, self.a_step, self.a_step_vcpu, self.a_step_back, self.a_reverse, self.a_restart, self.a_run_cursor, self.a_play, self.a_next_haz, self.a_prev_haz, self.a_bookmark, self.a_measure, self.a_fit, self.a_zoom_in, self.a_zoom_out, self.a_compare, self.a_open, self.a_open_trace, self.a_save):
+        for a in (self.a_continue, self.a_pause, self.a_step, self.a_step_action, self.a_step_back, self.a_step_back_action, self.a_lane_next, self.a_lane_prev, self.a_goto, self.a_reverse, self.a_restart, self.a_run_cursor, self.a_play, self.a_next_haz, self.a_prev_haz, self.a_bookmark, self.a_measure, self.a_fit, self.a_zoom_in, self.a_zoom_out, self.a_compare, self.a_open, self.a_open_trace, self.a_save):
             keys = a.shortcut().toString(QtGui.QKeySequence.SequenceFormat.NativeText)
             rows.append(f"<tr><td><b>{keys}</b></td><td>{a.text().replace('&', '')}</td></tr>")
         extra = (

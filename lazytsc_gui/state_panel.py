@@ -3,7 +3,9 @@
 Reads `Session.snapshot()` (via the controller) and highlights the fields the
 last step changed (`VcpuSnapshot.changed_fields`). TSC values are also shown as
 times (the vCPU's tsc_khz) relative to the cursor, which is what a reader of
-`pending` / `armed` actually wants to know.
+`pending` / `armed` actually wants to know. Double-click a value to jump to the
+event that wrote it; right-click to watch it. A refresh only touches cells whose
+text changed (stepping must stay fast at 10^6 events).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from lazytsc.taxonomy import Kind
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import themes
-from .fmt import fmt_hex, fmt_ns, fmt_short
+from .fmt import fmt_hex, fmt_ns, fmt_short, position_text
 
 SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
     (
@@ -65,13 +67,39 @@ SECTIONS: list[tuple[str, list[tuple[str, str, str]]]] = [
 ]
 
 
+# State panel field -> lazytsc.observe name (what "who wrote it" and watchpoints read).
+OBSERVE_NAMES: dict[str, str] = {
+    "pending": "pending",
+    "armed": "armed",
+    "cached_armed": "cached_armed",
+    "pv_msr": "pv_msr",
+    "pv_mapped": "mapped",
+    "pv_registered": "registered",
+    "kick_requested": "requested",
+    "timer_mode": "mode",
+    "lvtt": "lvtt",
+    "lvtt_masked": "masked",
+    "tmict": "tmict",
+    "tdcr": "tdcr",
+    "tsc_deadline_msr": "tsc_deadline",
+    "timer_armed": "timer_armed",
+    "irq_latched": "latched",
+    "halted": "halted",
+    "guest_idle": "idle",
+    "guest_wanted": "wanted",
+}
+
+
 class StatePanel(QtWidgets.QWidget):
+    watchRequested = QtCore.Signal(str, int)  # observe name, vCPU
+
     def __init__(self, controller, parent: QtWidgets.QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
         self.header = QtWidgets.QLabel("No run loaded")
         self.header.setWordWrap(True)
         self.header.setTextFormat(QtCore.Qt.TextFormat.RichText)
+        self.header.setFixedHeight(self.fontMetrics().height() * 3 + 8)  # no relayout per step
         self.table = QtWidgets.QTableWidget()
         self.table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.NoSelection)
@@ -86,6 +114,11 @@ class StatePanel(QtWidgets.QWidget):
         layout.addWidget(self.table, 1)
         self.highlighted: dict[int, frozenset[str]] = {}
         self._rows: dict[str, int] = {}
+        self._field_of_row: dict[int, str] = {}
+        self._widest: dict[int, int] = {}
+        self.table.cellDoubleClicked.connect(self._cell_double_clicked)
+        self.table.setContextMenuPolicy(QtCore.Qt.ContextMenuPolicy.CustomContextMenu)
+        self.table.customContextMenuRequested.connect(self._context_menu)
         controller.positionChanged.connect(self.refresh)
         controller.documentChanged.connect(self._rebuild)
         themes.manager().changed.connect(self._on_theme)
@@ -96,6 +129,8 @@ class StatePanel(QtWidgets.QWidget):
 
     def _rebuild(self, _doc=None) -> None:
         n = max(1, self.controller.n_vcpus)
+        lines = 4 if self.controller.doc is not None and self.controller.session is None else 3
+        self.header.setFixedHeight(self.fontMetrics().height() * lines + 8)
         self.table.clear()
         self._rows = {}
         rows = sum(1 + len(fields) for _, fields in SECTIONS)
@@ -118,9 +153,34 @@ class StatePanel(QtWidgets.QWidget):
                 for v in range(n):
                     self.table.setItem(r, 1 + v, QtWidgets.QTableWidgetItem(""))
                 self._rows[name] = r
+                self._field_of_row[r] = name
+                if name in OBSERVE_NAMES:
+                    item.setToolTip(tip + "\nDouble-click a value: jump to the event that wrote it; right-click: watch it")
                 r += 1
         self.table.resizeColumnToContents(0)
+        self._widest = {}
         self.refresh()
+
+    def field_at(self, row: int) -> str:
+        return self._field_of_row.get(row, "")
+
+    def _cell_double_clicked(self, row: int, col: int) -> None:
+        name = OBSERVE_NAMES.get(self.field_at(row), "")
+        if name and col >= 1 and self.controller.session is not None:
+            self.controller.who_wrote(col - 1, name)
+
+    def _context_menu(self, pos: QtCore.QPoint) -> None:
+        index = self.table.indexAt(pos)
+        field = self.field_at(index.row()) if index.isValid() else ""
+        name = OBSERVE_NAMES.get(field, "")
+        if not name or index.column() < 1 or self.controller.session is None:
+            return
+        v = index.column() - 1
+        menu = QtWidgets.QMenu(self)
+        menu.addAction(f"Jump to the event that wrote {field} (vCPU {v})", lambda: self.controller.who_wrote(v, name))
+        menu.addAction(f"Watch {name} on vCPU {v} (stop when it changes)", lambda: self.watchRequested.emit(name, v))
+        menu.addAction(f"Watch {name} on any vCPU", lambda: self.watchRequested.emit(name, -1))
+        menu.exec(self.table.viewport().mapToGlobal(pos))
 
     def _value(self, kind: str, value, khz: int, now_ns: int) -> str:
         if kind == "bool":
@@ -163,7 +223,7 @@ class StatePanel(QtWidgets.QWidget):
             self._refresh_trace()
             return
         self.header.setText(
-            f"<b>t = {fmt_ns(snap.time_ns)}</b> &nbsp;·&nbsp; event {c.position:,} / {c.total:,} &nbsp;·&nbsp; "
+            f"<b>t = {fmt_ns(snap.time_ns)}</b> &nbsp;·&nbsp; {position_text(c.position, c.total)} &nbsp;·&nbsp; "
             f"<b>{snap.mode}</b> ({snap.variant}){' &nbsp;·&nbsp; <i>end of run</i>' if snap.done else ''}"
             "<br><span style='color:%s'>highlighted: changed by the last step</span>" % th.dim_text
         )
@@ -175,8 +235,10 @@ class StatePanel(QtWidgets.QWidget):
         bold = QtGui.QFont(self.font())
         bold.setBold(True)
         plain = QtGui.QFont(self.font())
+        grow = False
         for v, vs in enumerate(snap.vcpus):
             changed = c.changed[v] if v < len(c.changed) else frozenset()
+            was = self.highlighted.get(v, frozenset())
             self.highlighted[v] = changed
             for _title, fields in SECTIONS:
                 for name, kind, _tip in fields:
@@ -184,7 +246,12 @@ class StatePanel(QtWidgets.QWidget):
                     if item is None:
                         continue
                     value = getattr(vs, name)
-                    item.setText(self._value(kind, value, khz[v], snap.time_ns))
+                    text = self._value(kind, value, khz[v], snap.time_ns)
+                    if item.text() != text:
+                        item.setText(text)
+                        if len(text) > self._widest.get(v, 0):
+                            self._widest[v] = len(text)
+                            grow = True
                     if name in changed:
                         item.setBackground(changed_bg)
                         item.setForeground(changed_fg)
@@ -193,11 +260,14 @@ class StatePanel(QtWidgets.QWidget):
                         change = f"changed by the last step: {self._value(kind, old, khz[v], snap.time_ns)} → {self._value(kind, value, khz[v], snap.time_ns)}" if old is not None else ""
                         item.setToolTip("\n".join(x for x in (self._detail(kind, value, khz[v], snap.time_ns), change) if x))
                     else:
-                        item.setBackground(QtGui.QBrush())
-                        item.setForeground(QtGui.QBrush())
-                        item.setFont(plain)
-                        item.setToolTip(self._detail(kind, value, khz[v], snap.time_ns))
-        self.table.resizeColumnsToContents()
+                        if name in was:
+                            item.setBackground(QtGui.QBrush())
+                            item.setForeground(QtGui.QBrush())
+                            item.setFont(plain)
+                        if kind in ("tsc", "ns"):
+                            item.setToolTip(self._detail(kind, value, khz[v], snap.time_ns))
+        if grow:
+            self.table.resizeColumnsToContents()
 
     def _refresh_trace(self) -> None:
         c = self.controller
@@ -205,7 +275,7 @@ class StatePanel(QtWidgets.QWidget):
         pos = c.position
         log = doc.log
         self.header.setText(
-            f"<b>recorded trace</b> {doc.title} &nbsp;·&nbsp; event {pos:,} / {c.total:,}<br>"
+            f"<b>recorded trace</b> {doc.title} &nbsp;·&nbsp; {position_text(pos, c.total)}<br>"
             "A recording has no model state: shown are the last values the trace itself wrote."
         )
         kind = log.column("kind")[:pos]

@@ -55,6 +55,7 @@ _EXIT_DARK = {
     "preemption-timer": "#81c784",
     "msr-read": "#90a4ae",
     "other": "#bdbdbd",
+    "irq-window": "#a1887f",
 }
 _EXIT_LIGHT = {
     "intr": "#8e24aa",
@@ -67,6 +68,7 @@ _EXIT_LIGHT = {
     "preemption-timer": "#43a047",
     "msr-read": "#546e7a",
     "other": "#757575",
+    "irq-window": "#6d4c41",
 }
 _HAZ_DARK = {
     "spurious": "#ff5252",
@@ -76,6 +78,7 @@ _HAZ_DARK = {
     "equal_skip": "#ffd740",
     "stale_armed": "#e040fb",
     "sw_kick_delayed": "#ff9e80",
+    "livelock": "#ff1744",
 }
 _HAZ_LIGHT = {
     "spurious": "#d50000",
@@ -85,6 +88,7 @@ _HAZ_LIGHT = {
     "equal_skip": "#c79100",
     "stale_armed": "#8e24aa",
     "sw_kick_delayed": "#e65100",
+    "livelock": "#d50000",
 }
 
 

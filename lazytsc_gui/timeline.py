@@ -656,6 +656,7 @@ class TimelineWidget(QtWidgets.QWidget):
             rows["irq"] = [  # flagged interrupts paint over the plain ones
                 # shaded per column, each kind keeps a band: flags on top, timer interrupts, IPIs below
                 mark("irq", "ipi", lanes.ipis, 0, 0.5, "up_open", "ipi", "IPI received", band=(0.28, 0.26)),
+                *([mark("irq", "other", lanes.irqs_other, 0, 0.45, "x", "other", "other interrupt", band=(0.28, 0.26))] if hasattr(lanes, "irqs_other") else []),
                 mark("irq", "irq", lanes.irqs, 0, 0.5, "dot", "irq", "timer interrupt", band=(-0.02, 0.28)),
                 mark("irq", "late", lanes.irqs_late, 0, 0.62, "dot", "haz:late", "late timer interrupt", band=(-0.32, 0.26)),
                 mark("irq", "spurious", lanes.irqs_spurious, 0, 0.7, "dot", "haz:spurious", "early (spurious) timer interrupt", band=(-0.32, 0.26)),

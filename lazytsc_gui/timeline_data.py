@@ -53,6 +53,8 @@ _SIMPLE_MARKS = {
     "irqs": Kind.GUEST_TIMER_IRQ,
     "ipis": Kind.GUEST_IPI,
 }
+if hasattr(Kind, "GUEST_IRQ"):  # the guest takes another interrupt (a device's)
+    _SIMPLE_MARKS["irqs_other"] = Kind.GUEST_IRQ
 _MASK_MARKS = ("kicks_rearm", "kicks_disarm", "irqs_dropped", "irqs_spurious", "irqs_late")
 
 

@@ -40,7 +40,7 @@ from .timeline_data import (
 )
 
 DENSITY_SAMPLES = 8  # samples of a deadline per pixel column (density mode)
-LEVELS = (0.42, 0.62, 0.82, 1.0)  # opacity of a binned column by how many marks it holds
+LEVELS = (0.5, 0.67, 0.84, 1.0)  # opacity of a binned column by how many marks it holds
 
 
 @dataclass
@@ -313,6 +313,7 @@ class MarkTrack(Track):
         self.role = role
         self.label = label or name
         self.row = row
+        self.flag = role.startswith("haz:") or role == "dropped"
         self.max_px = 22.0 if glyph == "bar" else 14.0
 
     @property
@@ -342,6 +343,8 @@ class MarkTrack(Track):
             if not len(cols):
                 return
             lv = levels_for(counts[cols])
+            if self.flag:  # a rare, important mark shows at full strength, even alone in its column
+                lv = np.full(len(lv), len(LEVELS) - 1)
             if self.binned_band is not None:
                 yc = g.py(self.binned_band[0])
                 h = min(abs(self.binned_band[1] * g.sy), self.max_px)

@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["bench_engine", "bench_trace", "bench_gui"])
+@pytest.mark.parametrize("name", ["bench_engine", "bench_session", "bench_trace", "bench_gui", "bench_sweep"])
 def test_benchmark_smoke(name):
     if not (ROOT / "benchmarks" / f"{name}.py").exists():
         pytest.skip(f"{name} not present")

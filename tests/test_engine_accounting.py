@@ -67,14 +67,28 @@ def test_caused_by_a_halted_expiry_includes_the_wake_kick_and_interrupt():
 
 
 def test_caused_by_a_running_expiry_includes_the_interrupt_and_its_exits():
-    """Same as the halted case, on a running vCPU (hv path, no APICv: the EOI exits).
-    The early interrupt, its EOI exit and the reprogram are consequences of the expiry."""
-    e = run(HEAD + "apicv = false\n" + script(*OVERWRITE), "lazy")
+    """Same as the halted case, on a running vCPU (hv path, V2, APICv): the preemption-timer
+    exit, the kick's re-arm, the early interrupt it delivered (into the IRR by
+    apic_timer_expired) and the guest's skipped reprogram are consequences of the expiry."""
+    e = run(HEAD + script(*OVERWRITE), "lazy")
     fire = events(e, "timer_fire")[0]
+    assert fire.exit_name == "preemption-timer"
     caused = [e.log.event(int(i)) for i in caused_by(e.log, fire.index)]
     names = [ev.kind_name for ev in caused]
-    assert "guest_timer_irq" in names and "spurious" in names
-    assert any(ev.exit_name == "msr-write" and ev.sub_name == "apic-eoi" for ev in caused)
+    assert {"kick", "update", "timer_arm", "irq_accept", "guest_timer_irq", "spurious", "deadline_skip"} <= set(names)
+
+
+def test_without_apicv_v2s_rearm_drops_the_expiry_it_caused():
+    """No APICv: apic_timer_expired only latches; the kick's kvm_set_lapic_tscdeadline_msr
+    (__start_apic_timer) zeroes it. The expiry's consequences hold no guest interrupt."""
+    e = run(HEAD + "apicv = false\n" + script(*OVERWRITE), "lazy")
+    fire = events(e, "timer_fire")[0]
+    direct = [ev.kind_name for ev in e.log if ev.parent == fire.index]
+    assert "timer_dropped" in direct and "irq_accept" not in direct
+    # transitively the re-armed deadline's own (on-time) interrupt follows; nothing early
+    caused = [e.log.event(int(i)) for i in caused_by(e.log, fire.index)]
+    assert [ev.time for ev in caused if ev.kind_name == "guest_timer_irq"] == [120_000]
+    assert events(e, "spurious") == []
 
 
 def test_explicit_eoi_with_apicv_is_not_an_exit():
@@ -85,9 +99,11 @@ def test_explicit_eoi_with_apicv_is_not_an_exit():
 
 
 def test_explicit_eoi_without_apicv_is_an_msr_write():
+    """x2APIC EOI without APICv is an intercepted WRMSR; apic_set_eoi finds nothing in
+    service (-1) and clears nothing."""
     e = run(HEAD + "apicv = false\n" + script(dict(at="10us", op="eoi")), "classic")
     (eoi,) = events(e, "wrmsr_eoi")
-    assert (eoi.exit_name, eoi.sub_name, eoi.a) == ("msr-write", "apic-eoi", 0xEC)
+    assert (eoi.exit_name, eoi.sub_name, eoi.a) == ("msr-write", "apic-eoi", -1)
 
 
 def test_xapic_tmcct_read_is_not_an_msr_read():

@@ -21,6 +21,7 @@ duration = "700us"
 [defaults]
 boot = "reset"
 """
+EXIT_COST = 600  # host.exit_cost_ns default: the vCPU re-enters that long after an exit
 # A booted Linux vCPU (SPIV enabled, LVTT = TSC-deadline mode, vector 0xec, unmasked).
 LINUX = """
 duration = "300us"
@@ -198,32 +199,33 @@ def test_periodic_tmcct_wraps_within_the_period():
 def test_periodic_reload_after_a_late_expiry_does_not_burst():
     """advance_periodic_target_expiration: if target + period is already past, target = now.
 
-    The host normally fires on time, so the late expiry is simulated: the armed
-    periodic timer (period 200us, first target 210us) is fired by hand at 1.05 ms,
-    four periods late. One interrupt follows, and the next target is `now`, then
-    now + period: no burst of the four missed periods.
+    The host normally fires on time, so the late expiry is simulated: the armed periodic
+    hv timer (period 200us, first target 210us) is taken by hand at 1.05 ms, four periods
+    late (kvm_lapic_expired_hv_timer). The target becomes `now`; restart_apic_timer finds
+    it expired at once and leaves the periodic hv timer to exit right after entry, which
+    advances the target to now + period. The guest takes one interrupt for the missed
+    periods (the second injection finds the vector still in the IRR), then the next one
+    at now + period: no burst.
     """
     body = oneshot_body(dict(at="10us", op="write", reg="tmict", value=200_000), lvtt=PERIODIC)
     body = body.replace('"700us"', '"1400us"')
     s = Session(scenario(body), "classic")
     s.run(until_ns=20_000)
     e = s.engine
-    v = e.vcpus[0]
-    assert v.timer_active and v.target_ns == 210_000
+    t = e.timer.s[0]
+    assert t.hv_in_use and t.target == 210_000
     late = 1_050_000
-    e.queue = [q for q in e.queue if q[2] != e.H_TIMER_FIRE]  # the on-time expiry is gone
-    heapq.heapify(e.queue)
-    e.now = late
+    e.sched.queue[:] = [q for q in e.sched.queue if q[2] != e.timer.H_HV_FIRE]  # the on-time expiry is gone
+    heapq.heapify(e.sched.queue)
+    e.sched.now = late
     n0 = len(e.log)
-    e.root = -1
-    e._timer_fire(v, (v.timer_gen, -1))
-    assert v.target_ns == late  # not 210us + 200us, not a backlog
+    e.sched.begin(-1)
+    e.timer.hv_timer_exit(0, (t.hv_gen, -1))
+    assert e.timer.s[0].target == late  # not 210us + 200us, not a backlog
     e.run()
-    irqs = [t for t in times(e, "guest_timer_irq") if t >= late]
-    # the late expiry is injected after the hv latency (200 ns); the re-armed target (= now)
-    # fires at once and coalesces into it; then the period runs from `late` again
-    assert irqs == [late + 200, late + 200_000]
-    assert len(events(e, "timer_coalesced")) == 1
+    irqs = [x for x in times(e, "guest_timer_irq") if x >= late]
+    assert len([x for x in irqs if x < late + 200_000]) == 1
+    assert irqs[1] == late + 200_000  # busy-waited to the target: exactly on time
     assert all(ev.time >= late for ev in list(e.log)[n0:])
 
 
@@ -300,6 +302,12 @@ def test_reserved_timer_mode_keeps_tmict_but_runs_no_timer():
 
 # ---- masking, SPIV ------------------------------------------------------------------------------
 def test_masked_tsc_deadline_expiry_is_dropped():
+    """A masked LVTT still expires; kvm_apic_local_deliver delivers nothing.
+
+    The preemption timer fires timer_advance_ns early (109us); with APICv,
+    apic_timer_expired(from_timer_fn=false) injects at once (kvm_apic_inject_pending_timer_irqs),
+    which drops the masked vector and zeroes the TSC deadline.
+    """
     body = LINUX + script(
         dict(at="5us", op="write", reg="lvtt", value=MASKED_TSCDL),
         dict(at="10us", op="wrmsr_tsc_deadline", delta="100us"),
@@ -308,15 +316,17 @@ def test_masked_tsc_deadline_expiry_is_dropped():
     e = run(body, "classic")
     assert times(e, "timer_fire") == [109_000]
     drops = events(e, "irq_inject")
-    assert [(d.time, d.a, d.b) for d in drops] == [(110_000, 0xEC, 1)]
+    assert [(d.time, d.a, d.b) for d in drops] == [(109_000, 0xEC, 1)]
     assert events(e, "guest_timer_irq") == []
     assert e.reads == {"after": 0}
 
 
 def test_masked_oneshot_expiry_is_dropped():
+    """A masked one-shot on the hv timer: vmx_set_hv_timer arms it timer_advance_ns before
+    its 30us target (for every timer mode), and the expiry's delivery is dropped."""
     body = oneshot_body(dict(at="10us", op="write", reg="tmict", value=20_000), lvtt=ONESHOT | 0x10000)
     e = run(body, "classic")
-    assert [(d.time, d.b) for d in events(e, "irq_inject")] == [(30_000, 1)]
+    assert [(d.time, d.b) for d in events(e, "irq_inject")] == [(29_000, 1)]
     assert events(e, "guest_timer_irq") == []
 
 
@@ -377,14 +387,16 @@ def test_tsc_deadline_msr_reads_zero_outside_tsc_deadline_mode():
 
 @pytest.mark.parametrize("value_ns", [5_000, 50_000])
 def test_deadline_in_the_past_or_now_fires_at_once(value_ns):
-    """A deadline <= now fires at once: no timer armed, the interrupt at the write's time."""
+    """A deadline <= now expires at arm time: vmx_set_hv_timer reports `expired`, so
+    start_hv_timer calls apic_timer_expired and cancels the hv timer -- no timer is armed.
+    The guest takes the interrupt when it re-enters after the WRMSR exit (exit_cost_ns)."""
     body = LINUX + script(
         dict(at="50us", op="wrmsr_tsc_deadline", value=tsc(value_ns)),
         dict(at="60us", op="read", reg="tsc_deadline", label="after"),
     )
     e = run(body, "classic")
     assert events(e, "timer_arm") == []
-    assert times(e, "guest_timer_irq") == [50_000]
+    assert times(e, "guest_timer_irq") == [50_000 + EXIT_COST]
     assert e.reads == {"after": 0}
 
 
@@ -425,9 +437,14 @@ def test_tmict_write_is_ignored_in_tsc_deadline_mode():
 
 
 def test_at_most_one_expiry_is_latched():
-    """Periodic 50us timer on a vCPU halted with a 120us wake-up: the expiries at 110us and
-    160us (fired 1us early: timer_advance_ns) find the one of 60us still latched (not injected) and coalesce: one interrupt."""
-    body = RESET.replace('"700us"', '"200us"') + "[host]\nmin_timer_period_us = 20\nwakeup_latency_ns = 120000\n"
+    """apic_timer_expired() returns at once while lapic_timer.pending is set.
+
+    A periodic 50us timer on a vCPU that halts: vcpu_block moved it to the hrtimer, which
+    start_sw_period arms at the exact target (no advance). The expiry at 60us latches and
+    kicks the vCPU, which runs again 120us later (wakeup_latency_ns); the expiries at 110us
+    and 160us find the first still latched and coalesce: one interrupt, at 180us.
+    """
+    body = RESET.replace('"700us"', '"200us"') + "[host]\nmin_timer_period_us = 20\nwakeup_latency_ns = 120000\nsw_timer_latency_ns = 0\n"
     body = oneshot_body(
         dict(at="10us", op="write", reg="tmict", value=50_000),
         dict(at="11us", op="hlt"),
@@ -435,21 +452,21 @@ def test_at_most_one_expiry_is_latched():
         head=body,
     )
     e = run(body, "classic")
-    assert times(e, "timer_coalesced") == [109_000, 159_000]  # fired timer_advance_ns early
-    assert times(e, "guest_timer_irq") == [179_000]  # woken 120us after the 59us expiry
+    assert times(e, "timer_coalesced") == [110_000, 160_000]
+    assert times(e, "guest_timer_irq") == [180_000]  # woken 120us after the 60us expiry
 
 
 def test_expired_deadlines_written_back_to_back_each_interrupt_once():
-    """Two expired deadlines written at the same instant: the first expiry is injected at
-    the entry after its WRMSR, before the guest executes the next write; so two
-    interrupts, and nothing is coalesced."""
+    """Two expired deadlines written back to back: the first expiry (injected into the IRR
+    at arm time, APICv) is delivered at the VM entry after its WRMSR, before the guest
+    executes the next write; so two interrupts, and nothing is coalesced."""
     body = LINUX + script(
         dict(at="10us", op="wrmsr_tsc_deadline", value=1000),
         dict(at="10us", op="wrmsr_tsc_deadline", value=2000),
     )
     e = run(body, "classic")
     assert events(e, "timer_coalesced") == []
-    assert times(e, "guest_timer_irq") == [10_000, 10_000]
+    assert times(e, "guest_timer_irq") == [10_000 + EXIT_COST, 10_000 + 2 * EXIT_COST]
     kinds = [ev.kind_name for ev in events(e) if ev.kind_name in ("wrmsr_tsc_deadline", "guest_timer_irq")]
     assert kinds == ["wrmsr_tsc_deadline", "guest_timer_irq", "wrmsr_tsc_deadline", "guest_timer_irq"]
 

@@ -6,9 +6,7 @@ in `hlt`; or random `set_next_event` sequences; or the `random_reprogram` worklo
 random parameters and seeds. Host and vCPU settings vary too (hv/sw backend, v2/v3,
 APICv, timer_advance_ns, TSC frequency, reprogram jitter).
 
-Operations happen on whole microseconds and expiries half a microsecond off that grid,
-so no guest operation coincides with an interrupt delivery (that tie is a known engine
-bug, see test_engine_lapic.py::test_guest_write_at_the_delivery_instant_is_never_spurious).
+Operations happen on whole microseconds and expiries half a microsecond off that grid.
 
 A `hlt` only ends a vCPU's program: the script semantics defer a halted vCPU's later
 operations to its next interrupt, so a mid-program `hlt` would let lazy mode's early
@@ -18,20 +16,25 @@ Bounds, derived from the host latencies of the scenario (`[host]` defaults):
 
 * JITTER_NS = the reprogram jitter in ns, ceil(reprogram_jitter_cycles / (tsc_khz / 10^6)):
   a deadline lands up to that much after its hrtimer expiry.
-* L = wakeup_latency_ns + sw_timer_latency_ns + JITTER_NS (8.8us + jitter): the worst
+* L = wakeup_latency_ns + sw_timer_latency_ns + 2 * exit_cost_ns + JITTER_NS: the worst
   delivery latency of an hrtimer in either mode -- a halted vCPU is woken
-  (wakeup_latency_ns) by the hrtimer backend; a running one gets the interrupt after at
-  most the sw injection latency, or at the deadline itself (timer_advance_ns busy-wait).
+  (wakeup_latency_ns) after the hrtimer callback (sw_timer_latency_ns); a running one
+  re-enters exit_cost_ns after the expiry's exit, or is held to the deadline itself
+  (timer_advance_ns busy-wait); the guest's own exits (EOI without APICv) add one more.
   Every hrtimer due before `end - L` must have expired, no later than L after its expiry.
-* TOL = hv_timer_latency_ns + JITTER_NS (200ns + jitter): lazy may deliver an hrtimer at
-  most this much later than classic. Lazy's early interrupt only ever wakes a halted vCPU
+* TOL = 2 * exit_cost_ns + JITTER_NS: lazy may deliver an hrtimer at most this much later
+  than classic: the exits of lazy's extra (early) interrupt -- its EOI without APICv and a
+  written reprogram -- keep the vCPU in the host when the next expiry comes. Lazy's early
+  interrupt only ever wakes a halted vCPU
   sooner (the later, wanted deadline then arrives on the running vCPU's path, at the
   deadline), kick re-arms `pending` at the old expiry so the wanted one is always armed,
   and the two modes draw different jitter for the same expiry.
 * TSC-deadline exits: lazy <= classic with no jitter. With jitter, each early (spurious)
   interrupt adds one reprogram that classic does not make, and its jittered deadline may
   land just below `armed` and be written (DESIGN.md 1: the residual writes), so
-  lazy <= classic + spurious.
+  lazy <= classic + spurious. A generated workload's operations also shift with the
+  exits each mode takes (a guest instruction waits for VM entry), which changes which
+  reprograms coincide: `shift` allows 5% of classic's writes for that.
 """
 
 from __future__ import annotations
@@ -50,33 +53,42 @@ class RecordingEngine(Engine):
     """Records hrtimer starts, cancels and expiries with the script op that caused them."""
 
     def __init__(self, sc, mode):
+        super().__init__(sc, mode)
         self.hr: list[tuple] = []
         self.sne: list[tuple] = []
         self._op = None
-        super().__init__(sc, mode)
+        kernel, runner = self.kernel, self.script
+        exec_op, start, cancel = runner.exec_op, kernel.hrtimer_start, kernel.hrtimer_cancel
+        callback, program = kernel.hrtimer_callback, runner._program_deadline
 
-    def exec_op(self, v, op):
-        self._op = op.line
-        try:
-            super().exec_op(v, op)
-        finally:
-            self._op = None
+        def rec_exec(vid, op):
+            self._op = op.line
+            try:
+                exec_op(vid, op)
+            finally:
+                self._op = None
 
-    def hrtimer_start(self, v, name, expires):
-        self.hr.append(("start", self.now, v.id, name, expires, self._op))
-        super().hrtimer_start(v, name, expires)
+        def rec_start(vid, name, expires):
+            self.hr.append(("start", self.now, vid, name, expires, self._op))
+            start(vid, name, expires)
 
-    def hrtimer_cancel(self, v, name):
-        self.hr.append(("cancel", self.now, v.id, name, None, self._op))
-        super().hrtimer_cancel(v, name)
+        def rec_cancel(vid, name):
+            self.hr.append(("cancel", self.now, vid, name, None, self._op))
+            cancel(vid, name)
 
-    def hrtimer_callback(self, v, name):
-        self.hr.append(("expire", self.now, v.id, name, None, None))
-        super().hrtimer_callback(v, name)
+        def rec_callback(vid, name):
+            self.hr.append(("expire", self.now, vid, name, None, None))
+            callback(vid, name)
 
-    def _program_script_deadline(self, v, tsc_value):
-        self.sne.append((self.now, v.id, tsc_value))
-        super()._program_script_deadline(v, tsc_value)
+        def rec_program(vid, tsc_value):
+            self.sne.append((self.now, vid, tsc_value))
+            program(vid, tsc_value)
+
+        runner.exec_op = rec_exec
+        kernel.hrtimer_start = rec_start
+        kernel.hrtimer_cancel = rec_cancel
+        kernel.hrtimer_callback = rec_callback
+        runner._program_deadline = rec_program
 
 
 def hrtimer_outcome(engine):
@@ -154,7 +166,7 @@ def jitter_ns(cfg) -> int:
 
 def bounds(cfg) -> tuple[int, int]:
     j = jitter_ns(cfg)
-    return HOST.wakeup_latency_ns + HOST.sw_timer_latency_ns + j, HOST.hv_timer_latency_ns + j
+    return HOST.wakeup_latency_ns + HOST.sw_timer_latency_ns + 2 * HOST.exit_cost_ns + j, 2 * HOST.exit_cost_ns + j
 
 
 def run_both(sc):
@@ -195,8 +207,10 @@ def test_hrtimer_programs_deliver_every_expiry_and_lazy_is_never_later(program, 
 @settings(PROFILE, max_examples=600)
 @given(program=sne_programs(), cfg=configs)
 def test_set_next_event_programs_deliver_every_deadline_not_superseded(program, cfg):
-    """Every deadline not replaced before it is due is delivered: an interrupt with the
-    guest TSC >= the deadline, no later than L after it. Lazy never writes more often."""
+    """Every deadline not replaced before it is delivered is delivered: an interrupt with the
+    guest TSC >= the deadline, no later than L after it. (A write inside that window cancels
+    a host timer whose callback had not run yet: kvm_set_lapic_tscdeadline_msr's
+    hrtimer_cancel.) Lazy never writes more often."""
     n, ops = program
     sc = build(n, ops, cfg)
     L, _TOL = bounds(cfg)
@@ -209,7 +223,7 @@ def test_set_next_event_programs_deliver_every_deadline_not_superseded(program, 
             calls = [(t, d) for t, v, d in e.sne if v == vid]
             for i, (_t, deadline) in enumerate(calls):
                 due = -(-deadline * 1_000_000 // khz)
-                superseded = i + 1 < len(calls) and calls[i + 1][0] <= due
+                superseded = i + 1 < len(calls) and calls[i + 1][0] <= due + L
                 if superseded or due > END - L:
                     continue
                 hits = [t for t, v, a in irqs if v == vid and a >= deadline and due <= t <= due + L]
@@ -258,5 +272,6 @@ def test_random_reprogram_workload(seed, n, rate_hz, timers, min_delta_us, sprea
         summary = e.summary()
         assert summary["timer"]["lost"] == 0, mode
         result[mode] = summary
-    slack = 0 if cfg["reprogram_jitter_cycles"] == 0 else result["lazy"]["timer"]["spurious"]
+    shift = 2 + result["classic"]["timer"]["msr_writes"] // 20
+    slack = shift + (0 if cfg["reprogram_jitter_cycles"] == 0 else result["lazy"]["timer"]["spurious"])
     assert result["lazy"]["timer"]["msr_writes"] <= result["classic"]["timer"]["msr_writes"] + slack

@@ -57,8 +57,10 @@ def test_shape_does_not_depend_on_the_seed(seed):
     check_shape(run_both(scenario(text)))
 
 
-def test_v3_keeps_the_savings_with_fewer_early_interrupts():
+def test_v3_keeps_the_savings_and_never_adds_early_interrupts():
+    """V3 differs from V2 only where the hv kick re-arms (kvm_lapic_expired_hv_timer: no
+    interrupt then); on the sw path both inject. So V3 never has more early interrupts."""
     v2 = run_both(load_scenario(SCENARIOS / "tcp_rr.toml"))
     v3 = run_both(load_scenario(SCENARIOS / "tcp_rr_v3.toml"))
     check_shape(v3)
-    assert v3["lazy"][0]["timer"]["spurious"] < v2["lazy"][0]["timer"]["spurious"]
+    assert v3["lazy"][0]["timer"]["spurious"] <= v2["lazy"][0]["timer"]["spurious"]

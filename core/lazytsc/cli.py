@@ -5,6 +5,7 @@
     lazytsc trace FILE [--json] [--what-if lazy]
     lazytsc list
     lazytsc events SCENARIO [--mode M] [--format csv|json] [-o FILE]
+    lazytsc sweep SCENARIO --set key=v1,v2,... [--mode M] [--jobs N] [--json|--csv]
 
 Bad input exits 2 with one line `lazytsc: error: FILE:LINE: field: what was expected`.
 """
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("csv", "json"), default="csv")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_events)
+    from .sweep_cli import add_sweep_parser
+
+    add_sweep_parser(sub)
     try:
         from .traces.cli import add_trace_parser, run_trace
     except ImportError:

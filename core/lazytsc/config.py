@@ -95,7 +95,7 @@ VCPU_SPECS: tuple[Spec, ...] = (
         "(KVM pi_inject_timer); the lazy request then waits for an unrelated exit.",
     ),
     Spec("host_irq_rate_hz", "int", 0, "Unrelated host interrupts per second while the vCPU runs (each an `intr` exit).", 0, 10_000_000),
-    Spec("pv_gpa", "int", 0, "Guest physical address of the shared page (0: 0x10000 + 64 * vcpu). Must be 64-byte aligned and below 4 GiB.", 0, (1 << 52) - 1),
+    Spec("pv_gpa", "int", 0, "Guest physical address of the guest's struct kvm_lazy_tscdeadline (0: 0x10000 + 64 * vcpu); any address inside guest memory maps.", 0, (1 << 52) - 1),
     Spec(
         "reprogram_jitter_cycles",
         "int",
@@ -114,33 +114,39 @@ class HostConfig:
 
     min_timer_period_us: int = 200
     apic_bus_ns: int = 1
-    hv_timer_latency_ns: int = 200
     sw_timer_latency_ns: int = 800
     wakeup_latency_ns: int = 8000
     exit_cost_ns: int = 600
     late_tolerance_ns: int = 10_000
     hv_max_delta_cycles: int = (1 << 32) << 5
     guest_mem_bytes: int = 4 << 30
+    enforce_pv_cpuid: bool = False
 
 
 HOST_SPECS: tuple[Spec, ...] = (
     Spec("min_timer_period_us", "int", 200, "KVM's min_timer_period_us: periodic periods are clamped to it (limit_periodic_timer_frequency).", 0, 1_000_000),
-    Spec("apic_bus_ns", "int", 1, "APIC bus cycle in ns (APIC_BUS_CYCLE_NS).", 1, 1_000),
-    Spec("hv_timer_latency_ns", "duration", 200, "From a preemption-timer expiry to the interrupt reaching the guest.", 0, 1_000_000),
-    Spec("sw_timer_latency_ns", "duration", 800, "From a host hrtimer expiry to the interrupt reaching a running guest.", 0, 10_000_000),
+    Spec("apic_bus_ns", "int", 1, "APIC bus cycle in ns: KVM's APIC_BUS_CYCLE_NS_DEFAULT (1), or what the VMM set with KVM_CAP_X86_APIC_BUS_CYCLES_NS.", 1, 1_000),
+    Spec("sw_timer_latency_ns", "duration", 800, "From a host hrtimer's programmed expiry to its callback (apic_timer_fn) running on the host.", 0, 10_000_000),
     Spec("wakeup_latency_ns", "duration", 8000, "From an interrupt for a halted (blocked) vCPU to the guest running again.", 0, 100_000_000),
     Spec(
         "exit_cost_ns",
         "duration",
         600,
-        "Host time of one exit round trip, charged to the guest work running on that vCPU "
-        "(fewer exits make a workload's transactions faster).",
+        "Time a vCPU spends in the host per exit (VM exit, handling, VM entry): guest code "
+        "waits for it and a running task finishes that much later.",
         0,
         1_000_000,
     ),
     Spec("late_tolerance_ns", "duration", 10_000, "An interrupt more than this after the wanted deadline is flagged `late` (default above wakeup_latency_ns: a timer waking a halted vCPU is not late).", 0, 1_000_000_000),
     Spec("hv_max_delta_cycles", "int", (1 << 32) << 5, "Longest delta the VMX preemption timer takes; longer deadlines fall back to the hrtimer.", 1, 1 << 62),
     Spec("guest_mem_bytes", "int", 4 << 30, "Guest memory size: a PV page GPA beyond it fails to map (the MSR write #GPs).", 4096, 1 << 52),
+    Spec(
+        "enforce_pv_cpuid",
+        "bool",
+        False,
+        "KVM_CAP_ENFORCE_PV_FEATURE_CPUID: the PV MSR faults unless CPUID advertises the feature "
+        "(QEMU turns it on only with kvm-pv-enforce-cpuid).",
+    ),
 )
 
 

@@ -85,7 +85,7 @@ def generate() -> str:
         "| op | keys | what it does |",
         "|---|---|---|",
     ]
-    for op, (fields, doc) in OPS.items():
+    for op, (fields, doc, _required) in OPS.items():
         keys = ", ".join(f"`{k}` ({v})" for k, v in fields.items()) or "—"
         out.append(f"| `{op}` | {keys} | {doc} |")
     out += [

@@ -5,7 +5,9 @@ with numpy, never as 10^6 Python objects -- and the engine appends an event in a
 single `array.extend` call. Each event is 5 int64 words (40 bytes): time, a
 packed tag (vCPU, kind, exit reason, MSR sub-reason), a, b, parent. `column()`
 unpacks one column with numpy (cached until the log changes). Truncation (step
-back by checkpoint + replay) is one slice deletion.
+back by checkpoint + replay) is one slice deletion -- or, for a debugger session that
+keeps everything it computed (`keep_future`), a seek: the recorded events stay and
+the replayed appends are checked against them instead of being stored twice.
 """
 
 from __future__ import annotations
@@ -32,6 +34,40 @@ COLUMNS: dict[str, str] = {
     "parent": "int32",  # index of the event that caused this one (-1: none)
 }
 BYTES_PER_EVENT = WORDS * 8
+_array_len = array.__len__
+
+
+class ReplayDiverged(RuntimeError):
+    """A replayed event differs from the recorded one: the run is not deterministic."""
+
+
+class _Rows(array):
+    """The packed words. A subclass only so that a log can switch into replay mode."""
+
+    __slots__ = ("logical",)
+
+
+class _ReplayRows(_Rows):
+    """Replay mode: the log reads as its first `logical` words; appends re-check the record.
+
+    Why: stepping back restores a checkpoint and replays; a session that keeps the
+    whole run must not lose (or copy) the events after the checkpoint. Only time and
+    tag are compared: a and b may still be patched later in the same action.
+    """
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return self.logical
+
+    def extend(self, row) -> None:  # type: ignore[override]
+        at = self.logical
+        if self[at] != row[0] or self[at + 1] != row[1]:
+            raise ReplayDiverged(f"event {at // WORDS}: replay logged {tuple(row)}, the record has {tuple(self[at : at + WORDS])}")
+        at += WORDS
+        self.logical = at
+        if at >= _array_len(self):
+            self.__class__ = _Rows
 
 
 def pack_tag(vcpu: int, kind: int, exit_reason: int, sub: int) -> int:
@@ -80,12 +116,13 @@ class Event:
 class EventLog:
     """Append-only event log with numpy column views and O(1) truncation."""
 
-    __slots__ = ("rows", "_cache", "_cache_len")
+    __slots__ = ("rows", "_cache", "_cache_len", "_keep")
 
     def __init__(self) -> None:
-        self.rows = array("q")  # WORDS int64 per event
+        self.rows = _Rows("q")  # WORDS int64 per event
         self._cache: dict[str, np.ndarray] = {}
         self._cache_len = -1
+        self._keep = False
 
     def __len__(self) -> int:
         return len(self.rows) // WORDS
@@ -107,14 +144,41 @@ class EventLog:
         return index
 
     def truncate(self, length: int) -> None:
-        """Drop every event from `length` on (used when replaying from a checkpoint)."""
-        if length < len(self):
-            del self.rows[length * WORDS :]
+        """Drop every event from `length` on (used when replaying from a checkpoint).
+
+        With `keep_future` the events stay recorded: the log reads as `length` events
+        long and replays the record from there (either direction, up to what is recorded).
+        """
+        if not self._keep:
+            if length < len(self):
+                del self.rows[length * WORDS :]
+            return
+        words = length * WORDS
+        recorded = _array_len(self.rows)
+        if not 0 <= words <= recorded:
+            raise ValueError(f"cannot seek to event {length}: {recorded // WORDS} recorded")
+        self.rows.logical = words
+        self.rows.__class__ = _ReplayRows if words < recorded else _Rows
+
+    def keep_future(self) -> None:
+        """From now on `truncate` seeks instead of dropping (see the module docstring)."""
+        if not isinstance(self.rows, _Rows):
+            raise TypeError("only a log built by EventLog() can keep its future")
+        self._keep = True
+
+    def recorded_len(self) -> int:
+        """Events stored, including those after the replay position."""
+        return _array_len(self.rows) // WORDS
+
+    def recorded(self) -> RecordedLog:
+        """A read-only view of everything recorded (stable while this log replays)."""
+        return RecordedLog(self)
 
     def _matrix(self) -> np.ndarray:
-        if not len(self.rows):
+        n = len(self)
+        if not n:
             return np.zeros((0, WORDS), dtype=np.int64)
-        return np.frombuffer(self.rows, dtype=np.int64).reshape(-1, WORDS)
+        return np.frombuffer(self.rows, dtype=np.int64, count=n * WORDS).reshape(-1, WORDS)
 
     def column(self, name: str) -> np.ndarray:
         """One column as a read-only numpy array (cached until the log changes)."""
@@ -195,10 +259,10 @@ class EventLog:
 
     def digest(self) -> str:
         """SHA-256 over the packed rows: equal digests mean byte-identical logs."""
-        return hashlib.sha256(self.rows.tobytes()).hexdigest()
+        return hashlib.sha256(memoryview(self.rows)[: len(self) * WORDS]).hexdigest()
 
     def nbytes(self) -> int:
-        return len(self.rows) * self.rows.itemsize
+        return _array_len(self.rows) * self.rows.itemsize
 
     @classmethod
     def from_columns(cls, cols: dict[str, np.ndarray]) -> EventLog:
@@ -221,3 +285,23 @@ class EventLog:
         log = cls()
         log.rows.frombytes(m.tobytes())
         return log
+
+
+class RecordedLog(EventLog):
+    """Every event a log has recorded, sharing its storage (no copy).
+
+    A debugger session hands this to readers: it does not shrink or change while the
+    session's engine seeks back and replays, and grows when the run goes further.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__()
+        self.rows = log.rows
+
+    def __len__(self) -> int:
+        return _array_len(self.rows) // WORDS
+
+    def truncate(self, length: int) -> None:
+        raise TypeError("a RecordedLog is read-only")

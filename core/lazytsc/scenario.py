@@ -18,7 +18,15 @@ from typing import Any
 from .atomic import atomic_write_text
 from .config import HOST_SPECS, VCPU_SPECS, HostConfig, RunConfig, Spec, VcpuConfig
 from .expr import Condition, ExprError
-from .script import COMMON_FIELDS, OPS, READABLE_REGS, WRITABLE_REGS, ScriptOp
+from .script import (
+    COMMON_FIELDS,
+    OPS,
+    READABLE_REGS,
+    RESTORE_STEP_NAMES,
+    SHORTHANDS,
+    WRITABLE_REGS,
+    ScriptOp,
+)
 from .taxonomy import EXIT_BY_NAME, KIND_BY_NAME
 from .units import parse_duration
 
@@ -212,6 +220,11 @@ class _Checker:
                 self.error(path, f"a string (got {_type_name(raw)})")
                 return None
             return raw
+        elif kind == "steps":
+            if not isinstance(raw, list) or not all(isinstance(x, str) and x in spec.choices for x in raw) or len(set(raw)) != len(raw):
+                self.error(path, f"a list of distinct steps from {', '.join(repr(c) for c in spec.choices)} (got {raw!r})")
+                return None
+            return tuple(raw)
         else:  # pragma: no cover - specs are ours
             raise AssertionError(kind)
         if spec.min is not None and value < spec.min:
@@ -329,6 +342,29 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
         match = re.search(r"line (\d+)", str(exc))
         msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         return None, [ScenarioError(filename, int(match.group(1)) if match else 0, "", f"valid TOML ({msg})")]
+    return check_scenario_data(data, filename, text)
+
+
+def scenario_from_data(data: dict[str, Any], filename: str = "<scenario>", text: str | None = None) -> Scenario:
+    """A Scenario from an already-parsed TOML tree (e.g. with `--set key=value` overrides applied).
+
+    `text`, when given, is the TOML the tree came from: errors then carry line numbers
+    and the Scenario keeps it. Raises the first ScenarioError.
+    """
+    scenario, errors = check_scenario_data(data, filename, text)
+    if errors:
+        raise errors[0]
+    assert scenario is not None
+    return scenario
+
+
+def check_scenario_data(
+    data: dict[str, Any], filename: str = "<scenario>", text: str | None = None
+) -> tuple[Scenario | None, list[ScenarioError]]:
+    """Validate a parsed TOML tree; returns (scenario or None, every error found)."""
+    text = text or ""
+    if not isinstance(data, dict):
+        return None, [ScenarioError(filename, 0, "", f"a TOML table at the top level (got {_type_name(data)})")]
     c = _Checker(filename, text)
     top_names = {s.name for s in TOP_SPECS}
     c.unknown_keys((), data, top_names | TABLE_KEYS)
@@ -342,9 +378,6 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
         c.errors.append(ScenarioError(filename, 1, "format", "`format = 1` (the file format version)"))
     nvcpus = top.get("vcpus", 1)
     defaults = c.table(("defaults",), data.get("defaults", {}), VCPU_SPECS)
-    if defaults.get("pv_gpa", 0) % 64:
-        c.error(("defaults", "pv_gpa"), "a 64-byte aligned guest physical address")
-        defaults.pop("pv_gpa")
     vcpu_cfgs = [VcpuConfig(**defaults) for _ in range(nvcpus)]
     raw_vcpus = data.get("vcpu", [])
     if not isinstance(raw_vcpus, list):
@@ -362,8 +395,6 @@ def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | 
         if not isinstance(vid, int) or isinstance(vid, bool) or not 0 <= vid < len(vcpu_cfgs):
             c.error(path + ("id",), f"a vCPU index from 0 to {len(vcpu_cfgs) - 1}")
             continue
-        if values.get("pv_gpa", 0) % 64:
-            c.error(path + ("pv_gpa",), "a 64-byte aligned guest physical address")
         merged = {**vars(vcpu_cfgs[vid]), **values}
         vcpu_cfgs[vid] = VcpuConfig(**merged)
     host = HostConfig(**c.table(("host",), data.get("host", {}), HOST_SPECS))
@@ -428,24 +459,18 @@ _SCRIPT_KIND_SPECS = {
     "str": lambda name: Spec(name, "str", "", ""),
     "reg": lambda name: Spec(name, "choice", "", "", choices=tuple(WRITABLE_REGS)),
     "rreg": lambda name: Spec(name, "choice", "", "", choices=READABLE_REGS),
+    "steps": lambda name: _steps_spec(name),
 }
-_REQUIRED_ONE_OF = {
-    "set_next_event": ("delta", "delta_ticks"),
-    "set_deadline": ("tsc",),
-    "wrmsr_tsc_deadline": ("value", "delta"),
-    "write": ("reg", "value"),
-    "read": ("reg",),
-    "ipi": ("dest",),
-    "hrtimer_start": ("name", "delta"),
-    "hrtimer_cancel": ("name",),
-}
-_REQUIRE_ALL = {"write", "hrtimer_start"}
+def _steps_spec(name: str) -> Spec:
+    return Spec(name, "steps", (), "", choices=RESTORE_STEP_NAMES)
 
 
 def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
+    """Every error of every entry (not only an entry's first), times quoted as written."""
     ops: list[ScriptOp] = []
     last_at = 0
     last_index = -1
+    last_text: Any = 0
     for i, entry in enumerate(_array(c, "script", raw)):
         path = ("script", i)
         if not isinstance(entry, dict):
@@ -455,26 +480,31 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
         if op not in OPS:
             c.error(path + ("op",), f"one of {', '.join(OPS)} (got {op!r})")
             continue
-        op_fields, _doc = OPS[op]
+        op_fields, _doc, needed = OPS[op]
         c.unknown_keys(path, entry, set(COMMON_FIELDS) | set(op_fields))
+        valid = True
+        at = last_at
         if "at" not in entry:
             c.error(path, "an `at` time for the operation")
-            continue
-        try:
-            at = parse_duration(entry["at"])
-        except ValueError as exc:
-            c.error(path + ("at",), str(exc))
-            continue
-        if at < last_at:
-            c.error(path + ("at",), f"times in order: a time >= {last_at} ns (script[{last_index}].at), got {entry['at']!r}")
-            continue
-        last_at, last_index = at, i
+            valid = False
+        else:
+            try:
+                at = parse_duration(entry["at"])
+            except ValueError as exc:
+                c.error(path + ("at",), str(exc))
+                valid = False
+            else:
+                if at < last_at:
+                    c.error(path + ("at",), f"times in order: a time >= {last_text!r} (script[{last_index}].at), got {entry['at']!r}")
+                    valid = False
+                else:
+                    last_at, last_index, last_text = at, i, entry["at"]
         vcpu = entry.get("vcpu", 0)
         if not isinstance(vcpu, int) or isinstance(vcpu, bool) or not 0 <= vcpu < nvcpus:
             c.error(path + ("vcpu",), f"a vCPU index from 0 to {nvcpus - 1} (got {vcpu!r})")
-            continue
+            valid = False
         args: dict[str, Any] = {}
-        ok = True
+        ok = valid
         for name, kind in op_fields.items():
             if name in entry:
                 value = c.value(path + (name,), entry[name], _SCRIPT_KIND_SPECS[kind](name))
@@ -482,17 +512,19 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
                     ok = False
                 else:
                     args[name] = value
-        needed = _REQUIRED_ONE_OF.get(op, ())
         present = [n for n in needed if n in entry]
-        if needed and op in _REQUIRE_ALL and len(present) != len(needed):
+        if needed and isinstance(needed, list) and len(present) != len(needed):
             missing = [n for n in needed if n not in entry]
             c.error(path, f"op {op!r} needs {' and '.join(repr(m) for m in missing)}")
             ok = False
-        elif needed and op not in _REQUIRE_ALL and len(present) != 1:
+        elif needed and isinstance(needed, tuple) and len(present) != 1:
             c.error(path, f"op {op!r} needs exactly one of {', '.join(repr(n) for n in needed)}")
             ok = False
         if op == "ipi" and isinstance(args.get("dest"), int) and args["dest"] >= nvcpus:
             c.error(path + ("dest",), f"a vCPU index below vcpus = {nvcpus}")
+            ok = False
+        if op == "ipi" and "shorthand" in args and args["shorthand"] not in SHORTHANDS:
+            c.error(path + ("shorthand",), f"one of {', '.join(repr(k) for k in SHORTHANDS)}")
             ok = False
         for name in ("label", "note"):
             if name in entry and not isinstance(entry[name], str):

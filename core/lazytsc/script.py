@@ -1,8 +1,8 @@
 """Register-level and clockevent-level guest scripts (scenario `[[script]]` entries).
 
-OPS is the single table of script operations and their fields: the scenario
-validator checks against it and the docs are generated from it. Execution is a
-mixin of the Engine: each op becomes the guest instruction it names.
+OPS is the single table of script operations and their fields: the scenario validator
+checks against it and the docs are generated from it. `ScriptRunner` executes each op
+at its time as the guest instruction (or VMM action) it names.
 """
 
 from __future__ import annotations
@@ -10,90 +10,145 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .taxonomy import (
-    EXIT_MIGRATE,
-    EXIT_RESET,
-    KVM_FEATURE_LAZY_TSCDEADLINE,
-    MSR_KVM_LAZY_TSCDEADLINE,
-    X2APIC_LVTT,
-    X2APIC_SPIV,
-    X2APIC_TDCR,
-    X2APIC_TMCCT,
-    X2APIC_TMICT,
+from .taxonomy import MSR_IA32_TSC_DEADLINE, MSR_KVM_LAZY_TSCDEADLINE, RESTORE_STEPS
+from .taxonomy import KindInts as Kind
+from .vcpu import (
+    APIC_DEST_NOSHORT,
+    APIC_DFR,
+    APIC_EOI,
+    APIC_ESR,
+    APIC_ICR,
+    APIC_ICR2,
+    APIC_ID,
+    APIC_LDR,
+    APIC_LVR,
+    APIC_LVT0,
+    APIC_LVT1,
+    APIC_LVTERR,
+    APIC_LVTPC,
+    APIC_LVTT,
+    APIC_LVTTHMR,
+    APIC_PROCPRI,
+    APIC_SELF_IPI,
+    APIC_SPIV,
+    APIC_TASKPRI,
+    APIC_TDCR,
+    APIC_TMCCT,
+    APIC_TMICT,
+    MSR_IA32_APICBASE,
+    MSR_IA32_TSC,
+    MSR_IA32_TSC_ADJUST,
 )
-from .taxonomy import (
-    ExitInts as Exit,
-)
-from .taxonomy import (
-    KindInts as Kind,
-)
-from .taxonomy import (
-    MsrSubInts as MsrSub,
-)
-from .vcpu import MODE_TSCDEADLINE, Vcpu
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    from .guest_kernel import GuestKernel
+    from .vmm import Vmm
 
-WRITABLE_REGS = {"lvtt": X2APIC_LVTT, "tmict": X2APIC_TMICT, "tdcr": X2APIC_TDCR, "spiv": X2APIC_SPIV}
-READABLE_REGS = (
-    "lvtt",
-    "tmict",
-    "tmcct",
-    "tdcr",
-    "spiv",
-    "tsc_deadline",
-    "pv_msr",
-    "armed",
-    "pending",
-)
-# Pseudo register numbers for guest-memory reads of the shared page (LAPIC_READ.a).
+# Writable and readable APIC registers by name (xAPIC offsets; x2APIC MSR = 0x800 + off >> 4).
+WRITABLE_REGS = {
+    "lvtt": APIC_LVTT,
+    "tmict": APIC_TMICT,
+    "tdcr": APIC_TDCR,
+    "spiv": APIC_SPIV,
+    "tpr": APIC_TASKPRI,
+    "eoi": APIC_EOI,
+    "esr": APIC_ESR,
+    "icr": APIC_ICR,
+    "self_ipi": APIC_SELF_IPI,
+    "lvt0": APIC_LVT0,
+    "lvt1": APIC_LVT1,
+    "lvterr": APIC_LVTERR,
+    "lvtpc": APIC_LVTPC,
+    "lvtthmr": APIC_LVTTHMR,
+    "ldr": APIC_LDR,
+    "dfr": APIC_DFR,
+    "id": APIC_ID,
+    "tmcct": APIC_TMCCT,
+    "ppr": APIC_PROCPRI,
+    "lvr": APIC_LVR,
+}
+APIC_READS = {**WRITABLE_REGS}
+MSR_READS = {
+    "tsc_deadline": MSR_IA32_TSC_DEADLINE,
+    "pv_msr": MSR_KVM_LAZY_TSCDEADLINE,
+    "apic_base": MSR_IA32_APICBASE,
+    "tsc": MSR_IA32_TSC,
+    "tsc_adjust": MSR_IA32_TSC_ADJUST,
+}
+PAGE_READS = ("armed", "pending")
+STATE_READS = ("irr", "isr", "tmr", "if")  # whole 256-bit bitmaps / RFLAGS.IF, read without an exit
+READABLE_REGS = tuple(APIC_READS) + tuple(MSR_READS) + PAGE_READS + STATE_READS
+# Pseudo register numbers of reads that are not APIC registers (LAPIC_READ.a).
 REG_PAGE_ARMED = -1
 REG_PAGE_PENDING = -2
-REG_PV_MSR = MSR_KVM_LAZY_TSCDEADLINE
+REG_STATE = {"irr": -3, "isr": -4, "tmr": -5, "if": -6}
 
 # NOTE event codes
 NOTE_CLASSIC_SKIPS_PV = 1  # classic mode: the guest has no lazy driver, PV op skipped
 NOTE_SCRIPT = 2  # a script entry's `note`
 NOTE_SAVE = 3
 
-# op name -> (fields: name -> kind, doc). Kinds: duration, int, bool, str, reg, rreg.
-OPS: dict[str, tuple[dict[str, str], str]] = {
+# op name -> (fields: name -> kind, doc, required). Kinds: duration, int, bool, str, reg,
+# rreg, steps. `required`: field names of which exactly one is needed (a tuple), or all
+# of them (a list).
+OPS: dict[str, tuple[dict[str, str], str, tuple[str, ...] | list[str]]] = {
     "set_next_event": (
         {"delta": "duration", "delta_ticks": "int"},
         "Clockevent call set_next_event(delta) through the guest's driver (classic or lazy); "
         "`delta` in ns/units or `delta_ticks` in clockevent ticks (TSC/8).",
+        ("delta", "delta_ticks"),
     ),
-    "set_deadline": ({"tsc": "int"}, "Clockevent call for an absolute TSC deadline (used by trace what-if replay)."),
+    "set_deadline": ({"tsc": "int"}, "Clockevent call for an absolute TSC deadline (used by trace what-if replay).", ("tsc",)),
     "wrmsr_tsc_deadline": (
         {"value": "int", "delta": "duration"},
         "Raw WRMSR IA32_TSC_DEADLINE with an absolute `value` (TSC) or `delta` from now; bypasses the driver.",
+        ("value", "delta"),
     ),
-    "write": ({"reg": "reg", "value": "int"}, "x2APIC register write: reg = lvtt | tmict | tdcr | spiv."),
+    "write": (
+        {"reg": "reg", "value": "int"},
+        "APIC register write (x2APIC WRMSR or xAPIC MMIO, by the APIC's mode): reg = " + " | ".join(WRITABLE_REGS) + ".",
+        ["reg", "value"],
+    ),
     "read": (
         {"reg": "rreg"},
-        "Register read: lvtt | tmict | tmcct | tdcr | spiv | tsc_deadline | pv_msr, or the shared page's armed | pending. "
+        "Register read: an APIC register (" + " | ".join(APIC_READS) + "), an MSR (" + " | ".join(MSR_READS) + "), "
+        "the shared page's armed | pending (a memory read, no exit), or irr | isr | tmr | if (state, no exit). "
         "Give it a `label` to check its value in [[expect]].",
+        ("reg",),
     ),
-    "pv_enable": ({"gpa": "int"}, "kvm_guest_cpu_init: zero the page, WRMSR the PV MSR with GPA | 1 (lazy mode only)."),
-    "pv_disable": ({}, "kvm_guest_cpu_offline: WRMSR the PV MSR with 0 (lazy mode only)."),
-    "hlt": ({}, "HLT until the next interrupt; later script ops of this vCPU wait for the wake-up."),
-    "ipi": ({"dest": "int", "vector": "int"}, "Send an IPI (x2APIC ICR write) to vCPU `dest` (default vector 0xfd)."),
-    "eoi": ({"vector": "int"}, "EOI write."),
-    "cpuid": ({}, "CPUID 0x40000001 (a `cpuid` exit): reports KVM_FEATURE_LAZY_TSCDEADLINE."),
-    "reset": ({}, "INIT / kvm_lapic_reset: LAPIC reset values and `exit` (the guest page keeps `armed`)."),
-    "save": ({}, "VMM saves vCPU state (LAPIC, TSC deadline, PV MSR) and a copy of guest memory."),
+    "wrmsr": ({"msr": "int", "value": "int"}, "WRMSR of any MSR (e.g. 0x1b IA32_APIC_BASE, 0x10 IA32_TSC, 0x3b IA32_TSC_ADJUST).", ["msr", "value"]),
+    "rdmsr": ({"msr": "int"}, "RDMSR of any MSR; with a `label` its value can be checked ([[expect]] `reads.LABEL`; -1 when it faults).", ("msr",)),
+    "pv_enable": ({"gpa": "int"}, "kvm_guest_cpu_init: zero the page, WRMSR the PV MSR with GPA | 1 (lazy mode only).", ()),
+    "pv_disable": ({}, "kvm_guest_cpu_offline: WRMSR the PV MSR with 0 (lazy mode only).", ()),
+    "hlt": ({}, "HLT until the next interrupt; later script ops of this vCPU wait for the wake-up.", ()),
+    "sti_hlt": ({}, "STI; HLT (the idle idiom: the STI shadow covers the HLT, so no interrupt slips in between).", ()),
+    "cli": ({}, "CLI: RFLAGS.IF = 0 (interrupts stay in the IRR).", ()),
+    "sti": ({}, "STI: RFLAGS.IF = 1, effective after the next instruction (the STI shadow).", ()),
+    "ipi": (
+        {"dest": "int", "vector": "int", "shorthand": "str"},
+        "Send a fixed IPI (ICR write) to vCPU `dest` (default vector 0xfd); shorthand = self | all | others.",
+        ("dest", "shorthand"),
+    ),
+    "eoi": ({"vector": "int"}, "EOI write (clears the highest in-service vector; `vector` only labels the event).", ()),
+    "cpuid": ({}, "CPUID 0x40000001 (a `cpuid` exit): reports KVM_FEATURE_LAZY_TSCDEADLINE.", ()),
+    "reset": ({}, "INIT (kvm_vcpu_reset(init_event)): LAPIC reset values and `exit`; the guest page keeps `armed`, the PV MSR keeps GPA|1.", ()),
+    "save": ({}, "VMM saves the vCPU (LAPIC state incl. TMCCT, IA32_TSC, TSC deadline, IA32_APIC_BASE, the PV MSR) and guest memory.", ()),
     "restore": (
-        {"vmm_support": "bool"},
-        "VMM restores the last `save` (migration). Without `vmm_support` the PV MSR is not migrated; "
-        "the guest page comes back as it was at `save` (host writes are not dirty-tracked).",
+        {"vmm_support": "bool", "order": "steps"},
+        "VMM restores the last `save` on a fresh vCPU (migration), in `order` (default "
+        "apic_base, lapic, tsc, pv_msr, tsc_deadline). Without `vmm_support` the PV MSR is not migrated. "
+        "Guest memory arrives as of the guest's last write to each page (host writes are not dirty-logged).",
+        (),
     ),
-    "migrate": ({"vmm_support": "bool"}, "`save` and `restore` at once."),
-    "hrtimer_start": ({"name": "str", "delta": "duration"}, "Kernel hrtimer_start(name, now + delta): reprograms if earliest."),
-    "hrtimer_cancel": ({"name": "str"}, "Kernel hrtimer_cancel(name): reprograms if it was earliest."),
+    "migrate": ({"vmm_support": "bool", "order": "steps"}, "`save` and `restore` at once.", ()),
+    "hrtimer_start": ({"name": "str", "delta": "duration"}, "Kernel hrtimer_start(name, now + delta): reprograms if earliest.", ["name", "delta"]),
+    "hrtimer_cancel": ({"name": "str"}, "Kernel hrtimer_cancel(name): reprograms if it was earliest.", ("name",)),
 }
 COMMON_FIELDS: dict[str, str] = {"at": "duration", "vcpu": "int", "op": "str", "label": "str", "note": "str"}
 HOST_SIDE_OPS = frozenset({"reset", "save", "restore", "migrate"})  # run even while the guest halts
+SHORTHANDS = {"self": 0x40000, "all": 0x80000, "others": 0xC0000}
+DEFAULT_RESTORE_ORDER = ("apic_base", "lapic", "tsc", "pv_msr", "tsc_deadline")
+RESTORE_STEP_NAMES = tuple(RESTORE_STEPS)
 
 
 @dataclass(frozen=True)
@@ -107,186 +162,151 @@ class ScriptOp:
     line: int = 0
 
 
-@dataclass
-class SavedState:
-    """What a VMM migrates: LAPIC registers, the TSC deadline, the PV MSR, guest memory."""
+class ScriptRunner:
+    """Executes ScriptOps at their time; guest ops wait while the guest halts in HLT."""
 
-    lvtt: int
-    tmict: int
-    tdcr: int
-    spiv: int
-    tscdeadline: int
-    msr_val: int
-    page_pending: int
-    page_armed: int
+    def __init__(self, kernel: GuestKernel, vmm: Vmm, ops: list[ScriptOp], lazy_mode: bool) -> None:
+        self.k = kernel
+        self.cpu = kernel.cpu
+        self.sched = kernel.sched
+        self.vmm = vmm
+        self.ops = ops
+        self.lazy_mode = lazy_mode
+        self.reads: dict[str, int] = {}
+        n = len(kernel.cfgs)
+        self.waiting = [False] * n  # in HLT, until the next interrupt returns
+        self.deferred: list[list[int]] = [[] for _ in range(n)]
+        self.H_OP = self.sched.register(self._op, guest=True)
+        for index, op in enumerate(ops):
+            self.sched.at(op.at, self.H_OP, op.vcpu, index)
 
+    def save(self) -> tuple[dict[str, int], list[bool], list[list[int]]]:
+        return dict(self.reads), list(self.waiting), [list(d) for d in self.deferred]
 
-class ScriptMixin:
-    """Executes ScriptOps at their time; guest ops wait while the guest is halted."""
+    def restore(self, saved: tuple[dict[str, int], list[bool], list[list[int]]]) -> None:
+        reads, waiting, deferred = saved
+        self.reads = dict(reads)
+        self.waiting = list(waiting)
+        self.deferred = [list(d) for d in deferred]
 
-    def _script_op(self: Engine, v: Vcpu, index: int) -> None:
-        op = self.script[index]
-        if v.guest_idle and op.op not in HOST_SIDE_OPS:
-            v.deferred.append(index)
+    def _op(self, vid: int, index: int) -> None:
+        op = self.ops[index]
+        if self.waiting[vid] and op.op not in HOST_SIDE_OPS:
+            self.deferred[vid].append(index)
             return
-        self.exec_op(v, op)
+        self.exec_op(vid, op)
 
-    def run_deferred(self: Engine, v: Vcpu) -> None:
-        while v.deferred and not v.guest_idle:
-            self.exec_op(v, self.script[v.deferred.pop(0)])
+    def resumed(self, vid: int) -> None:
+        """An interrupt returned: a HLT waiting in the script is over; deferred ops run next."""
+        if not self.waiting[vid]:
+            return
+        self.waiting[vid] = False
+        pending, self.deferred[vid] = self.deferred[vid], []
+        for index in pending:
+            self.sched.at(self.sched.now, self.H_OP, vid, index)
 
-    def exec_op(self: Engine, v: Vcpu, op: ScriptOp) -> None:
-        self.cause = -1
+    def exec_op(self, vid: int, op: ScriptOp) -> None:
+        self.sched.begin(-1)
+        k = self.k
+        cpu = self.cpu
         if op.note:
-            self._ev(v.id, Kind.NOTE, a=NOTE_SCRIPT, b=op.line)
+            self.sched.ev(vid, Kind.NOTE, a=NOTE_SCRIPT, b=op.line)
         args = op.args
         name = op.op
+        now = self.sched.now
         if name == "set_next_event":
-            ticks = args["delta_ticks"] if "delta_ticks" in args else args.get("delta", 0) * v.khz // 8_000_000
-            tsc = v.tsc(self.now) + ticks * 8
-            self._program_script_deadline(v, tsc)
+            ticks = args["delta_ticks"] if "delta_ticks" in args else args.get("delta", 0) * k.clock.khz[vid] // 8_000_000
+            self._program_deadline(vid, k.clock.tsc(vid, now) + ticks * 8)
         elif name == "set_deadline":
-            self._program_script_deadline(v, args["tsc"])
+            self._program_deadline(vid, args["tsc"])
         elif name == "wrmsr_tsc_deadline":
-            value = args["value"] if "value" in args else v.tsc(self.now) + args.get("delta", 0) * v.khz // 1_000_000
-            v.wanted = value
-            v.wanted_ns = v.ns_of_tsc(value)
-            v.wanted_done = value == 0
-            self.guest_wrmsr_tsc_deadline(v, value)
+            value = args["value"] if "value" in args else k.clock.tsc(vid, now) + k.clock.cycles(vid, args.get("delta", 0))
+            cpu.wrmsr(vid, MSR_IA32_TSC_DEADLINE, value)
         elif name == "write":
-            self.guest_lapic_write(v, WRITABLE_REGS[args["reg"]], args["value"])
+            reg = WRITABLE_REGS[args["reg"]]
+            cpu.apic_write(vid, reg, args["value"])
         elif name == "read":
-            value = self._script_read(v, args["reg"])
+            value = self._read(vid, args["reg"])
             if op.label:
                 self.reads[op.label] = value
+        elif name == "wrmsr":
+            ok = cpu.wrmsr(vid, args["msr"], args["value"])
+            if op.label:
+                self.reads[op.label] = int(ok)
+        elif name == "rdmsr":
+            value = cpu.rdmsr(vid, args["msr"])
+            if op.label:
+                self.reads[op.label] = -1 if value is None else value
         elif name in ("pv_enable", "pv_disable"):
-            self._script_pv(v, name, args.get("gpa", 0))
-        elif name == "hlt":
-            self.guest_hlt(v)
-        elif name == "ipi":
-            self.guest_send_ipi(v, args["dest"], args.get("vector", 0xFD))
-        elif name == "eoi":
-            if v.cfg.apicv:
-                self._ev(v.id, Kind.WRMSR_EOI, a=args.get("vector", 0xEC))  # virtualized: no exit
+            if not self.lazy_mode:
+                self.sched.ev(vid, Kind.NOTE, a=NOTE_CLASSIC_SKIPS_PV)
+            elif name == "pv_enable":
+                k.register_pv(vid, args.get("gpa", k.default_gpa(vid)))
             else:
-                self.guest_eoi(v, args.get("vector", 0xEC))
+                k.unregister_pv(vid)
+        elif name == "hlt":
+            self.waiting[vid] = True
+            cpu.hlt(vid)
+        elif name == "sti_hlt":
+            cpu.sti(vid)
+            self.waiting[vid] = True
+            cpu.hlt(vid)
+        elif name == "cli":
+            cpu.cli(vid)
+        elif name == "sti":
+            cpu.sti(vid)
+        elif name == "ipi":
+            vector = args.get("vector", 0xFD)
+            short = SHORTHANDS.get(args.get("shorthand", ""), APIC_DEST_NOSHORT)
+            dest = args.get("dest", 0)
+            if cpu.apic.s[vid].x2apic:
+                icr = (dest << 32) | short | vector
+            else:
+                cpu.apic_write(vid, APIC_ICR2, dest << 24)  # ICR2 holds the destination in xAPIC mode
+                icr = short | vector
+            cpu.apic_write(vid, APIC_ICR, icr)
+        elif name == "eoi":
+            cpu.eoi(vid)
         elif name == "cpuid":
-            eax = (1 << KVM_FEATURE_LAZY_TSCDEADLINE) if v.cfg.cpuid_lazy else 0
-            self._ev(v.id, Kind.CPUID, Exit.CPUID, a=eax)
-            self._entry(v)
+            cpu.cpuid_lazy(vid)
         elif name == "reset":
-            self.vcpu_reset(v)
+            self.vmm.init_vcpu(vid)
+            self.waiting[vid] = False
+            self.deferred[vid] = []
         elif name == "save":
-            self.vmm_save(v)
+            self.vmm.save_vcpu(vid)
         elif name == "restore":
-            self.vmm_restore(v, bool(args.get("vmm_support", False)))
+            self.vmm.restore_vcpu(vid, bool(args.get("vmm_support", False)), tuple(args.get("order", DEFAULT_RESTORE_ORDER)))
         elif name == "migrate":
-            self.vmm_save(v)
-            self.vmm_restore(v, bool(args.get("vmm_support", False)))
+            self.vmm.save_vcpu(vid)
+            self.vmm.restore_vcpu(vid, bool(args.get("vmm_support", False)), tuple(args.get("order", DEFAULT_RESTORE_ORDER)))
         elif name == "hrtimer_start":
-            self.hrtimer_start(v, args["name"], self.now + args.get("delta", 0))
+            k.hrtimer_start(vid, args["name"], now + args.get("delta", 0))
         elif name == "hrtimer_cancel":
-            self.hrtimer_cancel(v, args["name"])
+            k.hrtimer_cancel(vid, args["name"])
+        if name not in ("sti", "sti_hlt"):
+            cpu.instruction_done(vid)
 
-    def _program_script_deadline(self: Engine, v: Vcpu, tsc: int) -> None:
+    def _program_deadline(self, vid: int, tsc: int) -> None:
         """A direct clockevent call: the kernel's `script` hrtimer tracks what it wants."""
-        expires = v.ns_of_tsc(tsc)
-        v.timers["script"] = expires
-        v.expires_next = min(v.timers.values())
-        self.driver_program(v, tsc)
+        k = self.k
+        ks = k.s[vid]
+        ks.timers["script"] = k.clock.ns_of(vid, tsc)
+        ks.expires_next = min(ks.timers.values())
+        k.driver_program(vid, tsc)
 
-    def _script_read(self: Engine, v: Vcpu, reg: str) -> int:
-        if reg == "tsc_deadline":
-            return self.guest_read_tscdeadline(v)
-        if reg in ("armed", "pending"):
-            value = v.page_armed if reg == "armed" else v.page_pending
-            self._ev(v.id, Kind.LAPIC_READ, a=REG_PAGE_ARMED if reg == "armed" else REG_PAGE_PENDING, b=value)
+    def _read(self, vid: int, reg: str) -> int:
+        cpu = self.cpu
+        if reg in PAGE_READS:
+            value = self.k.page_armed(vid) if reg == "armed" else self.k.page_pending(vid)
+            self.sched.ev(vid, Kind.LAPIC_READ, a=REG_PAGE_ARMED if reg == "armed" else REG_PAGE_PENDING, b=value)
             return value
-        if reg == "pv_msr":
-            self._ev(v.id, Kind.LAPIC_READ, Exit.MSR_READ, a=REG_PV_MSR, b=v.msr_val)
-            self._entry(v)
-            return v.msr_val
-        number = X2APIC_TMCCT if reg == "tmcct" else WRITABLE_REGS[reg]
-        value = self.lapic_read(v, number)
-        # TMCCT is never virtualized; other reads exit only without APICv.
-        exits = number == X2APIC_TMCCT or not v.cfg.apicv
-        reason = (Exit.MSR_READ if v.cfg.x2apic else Exit.OTHER) if exits else Exit.NONE
-        self._ev(v.id, Kind.LAPIC_READ, reason, a=number, b=value)
-        if exits:
-            self._entry(v)
-        return value
-
-    def _script_pv(self: Engine, v: Vcpu, name: str, gpa: int) -> None:
-        if not self.lazy:
-            self._ev(v.id, Kind.NOTE, a=NOTE_CLASSIC_SKIPS_PV)
-            return
-        if name == "pv_enable":
-            self.guest_pv_register(v, gpa or self.default_gpa(v))
-            return
-        # kvm_guest_cpu_offline(): wrmsrl(MSR_KVM_LAZY_TSCDEADLINE, 0)
-        idx = self._ev(v.id, Kind.WRMSR_PV, Exit.MSR_WRITE, MsrSub.PV_LAZY, a=0, b=1)
-        self.rows[idx * 5 + 3] = int(self.pv_msr_write(v, 0))
-        v.pv_registered = False
-        self._entry(v)
-
-    def guest_pv_register(self: Engine, v: Vcpu, gpa: int) -> bool:
-        """kvm_guest_cpu_init(): zero the page, then WRMSR GPA | 1; on #GP stay classic."""
-        v.page_pending = 0
-        v.page_armed = 0
-        value = gpa | 1
-        idx = self._ev(v.id, Kind.WRMSR_PV, Exit.MSR_WRITE, MsrSub.PV_LAZY, a=value, b=0)
-        ok = self.pv_msr_write(v, value)
-        self.rows[idx * 5 + 3] = int(ok)  # the result is known only after the host ran
-        v.pv_registered = ok
-        self._entry(v)
-        return ok
-
-    def default_gpa(self: Engine, v: Vcpu) -> int:
-        return v.cfg.pv_gpa or (0x10000 + 64 * v.id)
-
-    # ---- VMM operations ----------------------------------------------------------------
-    def vcpu_reset(self: Engine, v: Vcpu) -> None:
-        """INIT: kvm_lapic_reset() runs `exit`; the guest page is guest memory and keeps `armed`."""
-        self._ev(v.id, Kind.VCPU_RESET)
-        self.cancel_apic_timer(v)
-        if v.mapped:
-            self.lazy_exit(v, EXIT_RESET)
-        v.msr_val = 0
-        v.reset_lapic()
-        v.req_lazy = False
-        v.blocked = False
-        v.guest_idle = False
-        v.wanted = 0
-        v.wanted_done = True
-        v.timers.clear()
-        v.expires_next = (1 << 63) - 1
-        v.clockevent_stopped = False
-
-    def vmm_save(self: Engine, v: Vcpu) -> None:
-        v.saved = SavedState(v.lvtt, v.tmict, v.tdcr, v.spiv, v.tscdeadline, v.msr_val, v.page_pending, v.page_armed)
-        self._ev(v.id, Kind.NOTE, a=NOTE_SAVE)
-
-    def vmm_restore(self: Engine, v: Vcpu, vmm_support: bool) -> None:
-        """Restore on the destination: KVM_SET_LAPIC, KVM_SET_MSRS (0x6e0; PV MSR if supported)."""
-        saved: SavedState | None = v.saved
-        if saved is None:
-            self._ev(v.id, Kind.NOTE, a=NOTE_SAVE, b=-1)
-            return
-        self._ev(v.id, Kind.MIGRATE, a=int(vmm_support))
-        self.cancel_apic_timer(v)
-        if v.mapped:
-            self.lazy_exit(v, EXIT_MIGRATE, check_stale=False)
-        v.msr_val = 0
-        v.lvtt, v.tmict, v.tdcr, v.spiv = saved.lvtt, saved.tmict, saved.tdcr, saved.spiv
-        v.timer_mode = (v.lvtt >> 17) & 3
-        # Guest memory arrives as of the last copy: host writes to the page are not dirty-tracked.
-        v.page_pending, v.page_armed = saved.page_pending, saved.page_armed
-        if vmm_support and saved.msr_val & 1:
-            if self.lazy_init(v, saved.msr_val & ~1):
-                v.msr_val = saved.msr_val
-        if v.timer_mode == MODE_TSCDEADLINE:
-            self.set_tscdeadline_msr(v, saved.tscdeadline)
-        elif v.tmict:
-            self.start_apic_timer_period(v)
-        if not v.mapped and v.page_armed:
-            self._ev(v.id, Kind.HAZ_STALE_ARMED, a=v.page_armed, b=EXIT_MIGRATE)
+        if reg in STATE_READS:
+            a = cpu.apic.s[vid]
+            value = {"irr": a.irr, "isr": a.isr, "tmr": a.tmr, "if": int(cpu.s[vid].if_flag)}[reg]
+            self.sched.ev(vid, Kind.LAPIC_READ, a=REG_STATE[reg], b=value & ((1 << 63) - 1))
+            return value
+        if reg in MSR_READS:
+            value = cpu.rdmsr(vid, MSR_READS[reg])
+            return -1 if value is None else value
+        return cpu.apic_read(vid, APIC_READS[reg])

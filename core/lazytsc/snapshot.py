@@ -48,6 +48,16 @@ class VcpuSnapshot:
     guest_wanted: int
     guest_next_event_ns: int
     tick_stopped: bool
+    # interrupt controller and guest CPU
+    irr: int = 0
+    isr: int = 0
+    tpr: int = 0
+    ppr: int = 0
+    if_flag: bool = True
+    apic_base: int = 0
+    x2apic: bool = True
+    in_host: bool = False
+    kick_guard_open: bool = False
 
     def changed_fields(self, other: VcpuSnapshot | None) -> frozenset[str]:
         """Names of fields whose value differs from `other` (all when other is None)."""
@@ -68,41 +78,58 @@ class Snapshot:
 
 
 def take_snapshot(engine: Engine) -> Snapshot:
+    now = engine.now
     vs = []
-    for v in engine.vcpus:
+    for vid in range(engine.nvcpus):
+        a = engine.apic.s[vid]
+        t = engine.timer.s[vid]
+        p = engine.lazy.s[vid]
+        k = engine.kernel.s[vid]
+        r = engine.run_loop.s[vid]
+        lvtt = a.lvt[0x320]
+        armed_timer = t.sw_active or t.hv_in_use
         vs.append(
             VcpuSnapshot(
-                vcpu=v.id,
-                tsc=v.tsc(engine.now),
-                pending=v.page_pending,
-                armed=v.page_armed,
-                cached_armed=v.cached_armed,
-                pv_msr=v.msr_val,
-                pv_mapped=v.mapped,
-                pv_registered=v.pv_registered,
-                kick_requested=v.req_lazy,
-                lvtt=v.lvtt,
-                timer_mode=MODE_NAMES[v.timer_mode],
-                lvtt_masked=bool(v.lvtt & LVT_MASKED),
-                tmict=v.tmict,
-                tmcct=engine.apic_get_tmcct(v),
-                tdcr=v.tdcr,
-                divisor=v.divisor,
-                spiv=v.spiv,
-                tsc_deadline_msr=engine.get_tscdeadline_msr(v),
-                timer_armed=v.timer_active,
-                timer_target_ns=v.target_ns if v.timer_active else 0,
-                timer_backend=BACKEND_NAMES[v.timer_backend] if v.timer_active else "",
-                irq_latched=v.latched,
-                halted=v.blocked,
-                guest_idle=v.guest_idle,
-                guest_wanted=v.wanted,
-                guest_next_event_ns=v.expires_next if v.expires_next != NEVER else 0,
-                tick_stopped=v.tick_stopped,
+                vcpu=vid,
+                tsc=engine.clock.tsc(vid, now),
+                pending=engine.kernel.page_pending(vid),
+                armed=engine.kernel.page_armed(vid),
+                cached_armed=p.cached_armed,
+                pv_msr=p.msr_val,
+                pv_mapped=p.mapped,
+                pv_registered=k.registered,
+                kick_requested=p.req,
+                lvtt=lvtt,
+                timer_mode=MODE_NAMES[t.timer_mode],
+                lvtt_masked=bool(lvtt & LVT_MASKED),
+                tmict=t.tmict,
+                tmcct=engine.timer.read_tmcct(vid),
+                tdcr=t.tdcr,
+                divisor=t.divide,
+                spiv=a.spiv,
+                tsc_deadline_msr=engine.timer.get_tscdeadline_msr(vid),
+                timer_armed=armed_timer,
+                timer_target_ns=(t.hv_fire if t.hv_in_use else t.sw_expires) if armed_timer else 0,
+                timer_backend=BACKEND_NAMES[0 if t.hv_in_use else 1] if armed_timer else "",
+                irq_latched=bool(t.pending),
+                halted=r.blocked,
+                guest_idle=k.idle or engine.script.waiting[vid],
+                guest_wanted=engine.hazards.wanted(vid),
+                guest_next_event_ns=k.expires_next if k.expires_next != NEVER else 0,
+                tick_stopped=k.tick_stopped,
+                irr=a.irr,
+                isr=a.isr,
+                tpr=a.tpr,
+                ppr=engine.apic.update_ppr(vid),
+                if_flag=engine.cpu.s[vid].if_flag,
+                apic_base=a.apic_base,
+                x2apic=a.x2apic,
+                in_host=not r.guest_mode,
+                kick_guard_open=bool(p.cached_armed) and bool(p.msr_val & 1) and p.mapped,
             )
         )
     return Snapshot(
-        time_ns=engine.now,
+        time_ns=now,
         events=len(engine.log),
         mode=engine.mode,
         variant=engine.variant,

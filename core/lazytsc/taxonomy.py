@@ -24,6 +24,7 @@ class Exit(IntEnum):
     PREEMPTION_TIMER = 7
     MSR_READ = 8
     OTHER = 9
+    IRQ_WINDOW = 10
 
 
 EXIT_NAMES: dict[int, str] = {
@@ -37,6 +38,7 @@ EXIT_NAMES: dict[int, str] = {
     Exit.PREEMPTION_TIMER: "preemption-timer",
     Exit.MSR_READ: "msr-read",
     Exit.OTHER: "other",
+    Exit.IRQ_WINDOW: "irq-window",
 }
 EXIT_BY_NAME: dict[str, Exit] = {name: Exit(code) for code, name in EXIT_NAMES.items()}
 # Order of rows in the seed's table; reasons after these are ours.
@@ -50,6 +52,7 @@ EXIT_ORDER: tuple[str, ...] = (
     "ept-misconfig",
     "preemption-timer",
     "msr-read",
+    "irq-window",
     "other",
 )
 
@@ -117,7 +120,7 @@ class Kind(IntEnum):
     LAPIC_WRITE = 6  # LVTT/TMICT/TDCR/SPIV write: a=register (x2APIC MSR), b=value
     LAPIC_READ = 7  # register read: a=register, b=value read
     CPUID = 8  # CPUID leaf 0x40000001: a=features EAX
-    HLT = 9  # guest executes HLT: a=1 if the vCPU blocked
+    HLT = 9  # guest executes HLT: a=1 if nothing was pending then (it blocks unless an interrupt arrives during the exit)
     WAKE = 10  # halted vCPU resumes: a=cause (WAKE_*)
     GUEST_TIMER_IRQ = 11  # guest takes the LAPIC timer interrupt: a=tsc now, b=tsc wanted
     GUEST_IPI = 12  # guest takes an IPI: a=vector, b=source vCPU
@@ -148,6 +151,19 @@ class Kind(IntEnum):
     HAZ_SW_KICK_DELAYED = 35  # sw request waited for an unrelated exit: a=delay ns
     TIMER_COALESCED = 36  # an expiry found one already latched (dropped): a=deadline
     END = 37  # end of the run: a=duration ns
+    # added with the component engine (numbers above stay stable)
+    TIMER_EXPIRED = 38  # apic_timer_expired(): a=expired deadline tsc, b=EXPIRED_* (latched / into IRR / posted)
+    TIMER_DROPPED = 39  # a latched expiry zeroed before injection: a=its deadline tsc, b=DROP_* reason
+    BACKEND_SWITCH = 40  # kvm_lapic_switch_to_{sw,hv}_timer moved the timer: a=new backend, b=SWITCH_* reason
+    IRQ_ACCEPT = 41  # __apic_accept_irq(): vector set in IRR: a=vector, b=SRC_* source
+    GUEST_IRQ = 42  # guest takes an interrupt other than the timer and IPIs: a=vector
+    GUEST_IF = 43  # guest CLI/STI: a=1 if interrupts are enabled after it
+    TSC_WRITE = 44  # IA32_TSC write (guest WRMSR or VMM restore): a=new guest TSC, b=1 if host-initiated
+    VMM_RESTORE = 45  # one step of a VMM restore: a=RESTORE_* step, b=value restored
+    BUSY_WAIT = 46  # kvm_wait_lapic_expire(): a=ns the vCPU waits in the host, b=deadline tsc
+    WRMSR = 47  # another MSR write (IA32_APIC_BASE, IA32_TSC, ...): a=MSR, b=value
+    HAZ_LIVELOCK = 48  # too many events at one instant: the run stops here: a=events
+    BLOCK = 49  # vcpu_block(): the halted vCPU blocks (until a kick wakes it)
 
 
 KIND_NAMES: dict[int, str] = {
@@ -189,6 +205,18 @@ KIND_NAMES: dict[int, str] = {
     Kind.HAZ_SW_KICK_DELAYED: "sw_kick_delayed",
     Kind.TIMER_COALESCED: "timer_coalesced",
     Kind.END: "end",
+    Kind.TIMER_EXPIRED: "timer_expired",
+    Kind.TIMER_DROPPED: "timer_dropped",
+    Kind.BACKEND_SWITCH: "backend_switch",
+    Kind.IRQ_ACCEPT: "irq_accept",
+    Kind.GUEST_IRQ: "guest_irq",
+    Kind.GUEST_IF: "guest_if",
+    Kind.TSC_WRITE: "tsc_write",
+    Kind.VMM_RESTORE: "vmm_restore",
+    Kind.BUSY_WAIT: "busy_wait",
+    Kind.WRMSR: "wrmsr",
+    Kind.HAZ_LIVELOCK: "livelock",
+    Kind.BLOCK: "block",
 }
 KIND_BY_NAME: dict[str, Kind] = {name: Kind(code) for code, name in KIND_NAMES.items()}
 HAZARD_KINDS: frozenset[int] = frozenset(
@@ -200,6 +228,7 @@ HAZARD_KINDS: frozenset[int] = frozenset(
         Kind.HAZ_EQUAL_SKIP,
         Kind.HAZ_STALE_ARMED,
         Kind.HAZ_SW_KICK_DELAYED,
+        Kind.HAZ_LIVELOCK,
     }
 )
 
@@ -243,6 +272,18 @@ KIND_FIELDS: dict[int, tuple[str, str]] = {
     Kind.HAZ_SW_KICK_DELAYED: ("delay_ns", "deadline"),
     Kind.TIMER_COALESCED: ("deadline", ""),
     Kind.END: ("duration_ns", ""),
+    Kind.TIMER_EXPIRED: ("deadline", "how"),
+    Kind.TIMER_DROPPED: ("deadline", "reason"),
+    Kind.BACKEND_SWITCH: ("backend", "reason"),
+    Kind.IRQ_ACCEPT: ("vector", "source"),
+    Kind.GUEST_IRQ: ("vector", ""),
+    Kind.GUEST_IF: ("enabled", ""),
+    Kind.TSC_WRITE: ("tsc", "host"),
+    Kind.VMM_RESTORE: ("step", "value"),
+    Kind.BUSY_WAIT: ("wait_ns", "deadline"),
+    Kind.WRMSR: ("msr", "value"),
+    Kind.HAZ_LIVELOCK: ("events", ""),
+    Kind.BLOCK: ("", ""),
 }
 
 BACKEND_HV = 0
@@ -252,7 +293,7 @@ BACKEND_NAMES = {BACKEND_HV: "hv", BACKEND_SW: "sw"}
 # LAZY_CLEAR reasons: the KVM function that called clear.
 CLEAR_LVTT = 0  # apic_update_lvtt: masked or mode change
 CLEAR_EXPIRED_SW = 1  # start_sw_tscdeadline: deadline already expired
-CLEAR_EXPIRED_HV = 2  # start_hv_timer: deadline already expired (v2: also on fallback)
+CLEAR_EXPIRED_HV = 2  # start_hv_timer: expired (v2: also when an expiry was already pending)
 CLEAR_PV_DISABLE = 3  # PV MSR written without bit 0
 CLEAR_KICK = 4  # kick found nothing later pending
 CLEAR_REASONS = {
@@ -275,11 +316,46 @@ LAZY_EXIT_REASONS = {
     EXIT_REENABLE: "re-enable",
     EXIT_MIGRATE: "migrate",
 }
+# TIMER_EXPIRED: what apic_timer_expired() did with the expiry
+EXPIRED_LATCHED = 0  # lapic_timer.pending = 1, injected at the next entry
+EXPIRED_DIRECT = 1  # APICv, not from the hrtimer callback: straight into the IRR
+EXPIRED_POSTED = 2  # posted timer interrupt (pi_inject_timer) to the running guest
+EXPIRED_HOW = {EXPIRED_LATCHED: "latched", EXPIRED_DIRECT: "into-irr", EXPIRED_POSTED: "posted"}
+# TIMER_DROPPED reasons: what zeroed lapic_timer.pending
+DROP_RESTART = 0  # __start_apic_timer() (a new deadline, e.g. the kick's re-arm)
+DROP_CANCEL = 1  # cancel_apic_timer() (TMICT write, mode switch)
+DROP_SPIV = 2  # software disable (SPIV)
+DROP_RESET = 3  # kvm_lapic_reset()
+DROP_REASONS = {DROP_RESTART: "restart", DROP_CANCEL: "cancel", DROP_SPIV: "spiv-disable", DROP_RESET: "reset"}
+# BACKEND_SWITCH reasons
+SWITCH_BLOCK = 0  # vcpu_block(): kvm_lapic_switch_to_sw_timer before halting
+SWITCH_WAKE = 1  # vcpu_block(): kvm_lapic_switch_to_hv_timer after waking
+SWITCH_REASONS = {SWITCH_BLOCK: "block", SWITCH_WAKE: "wake"}
+# IRQ_ACCEPT sources
+SRC_TIMER = 0
+SRC_IPI = 1
+SRC_LVT = 2
+SRC_NAMES = {SRC_TIMER: "timer", SRC_IPI: "ipi", SRC_LVT: "lvt"}
+# VMM_RESTORE steps
+RESTORE_APIC_BASE = 0
+RESTORE_LAPIC = 1
+RESTORE_TSC = 2
+RESTORE_TSC_DEADLINE = 3
+RESTORE_PV_MSR = 4
+RESTORE_MEMORY = 5
+RESTORE_STEPS = {
+    "apic_base": RESTORE_APIC_BASE,
+    "lapic": RESTORE_LAPIC,
+    "tsc": RESTORE_TSC,
+    "tsc_deadline": RESTORE_TSC_DEADLINE,
+    "pv_msr": RESTORE_PV_MSR,
+}
 # WAKE causes
 WAKE_TIMER = 0
 WAKE_IPI = 1
 WAKE_OTHER = 2
-WAKE_CAUSES = {WAKE_TIMER: "timer", WAKE_IPI: "ipi", WAKE_OTHER: "other"}
+WAKE_SPURIOUS = 3  # kicked, but not runnable (e.g. a masked timer's expiry): blocks again
+WAKE_CAUSES = {WAKE_TIMER: "timer", WAKE_IPI: "ipi", WAKE_OTHER: "other", WAKE_SPURIOUS: "not-runnable"}
 
 
 def _plain_ints(enum_cls: type[IntEnum]) -> type:

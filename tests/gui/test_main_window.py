@@ -60,7 +60,13 @@ def test_f10_advances_cursor_and_highlights_changed_fields(win, qtbot):
     # the events list marks the current event
     assert win.events_panel.model.position == c.position
     # status bar follows
-    assert f"event {c.position:,}" in win.st_event.text()
+    # one wording for the position in the status bar, the event list and the state panel
+    from lazytsc_gui.fmt import position_text
+
+    said = position_text(c.position, c.total)
+    assert said == f"at #{c.position - 1} ({c.position} of {c.total} events done)"
+    assert said in win.st_event.text() and said in win.events_panel.count_label.text()
+    assert said in win.state_panel.header.text()
 
 
 def test_breakpoint_on_kick_stops_there(win, qtbot):
@@ -220,7 +226,8 @@ def test_broken_file_shows_error_and_keeps_previous_run(win, qtbot, tmp_path, di
     pos = c.position
     bad = tmp_path / "broken.toml"
     bad.write_text('format = 1\nname = "broken"\nvcpus = 1\n\n[[script]]\nat = "10us"\nop = "set_next_event"\ndelta = "soon"\n')
-    assert not win.open_path(str(bad))
+    assert win.open_path(str(bad))  # read in the worker
+    wait_idle(qtbot, win)
     warnings = dialogs.of("warning")
     assert warnings and "broken.toml:8: script[0].delta" in warnings[-1][2]
     # the editor shows the file with the error at its line
@@ -234,8 +241,12 @@ def test_broken_file_shows_error_and_keeps_previous_run(win, qtbot, tmp_path, di
     # a binary file is an error too, not a crash
     binary = tmp_path / "binary.toml"
     binary.write_bytes(b"\x00\xff\xfe\x00garbage")
-    assert not win.open_path(str(binary))
+    win.open_path(str(binary))
+    wait_idle(qtbot, win)
+    assert "UTF-8" in dialogs.of("warning")[-1][2]
     assert c.doc is before
+    # the title names what the timeline shows, and the file the editor holds
+    assert before.title in win.windowTitle() and "editor: broken.toml, not running" in win.windowTitle()
 
 
 def test_fixing_errors_in_editor_and_applying_runs_it(win, qtbot):

@@ -90,7 +90,7 @@ def test_pending_and_armed_match_engine_snapshots(name, duration, mode):
     s.goto(0)
     checked = 0
     while not s.done:
-        s.step()
+        s.step_action()  # action boundaries: the timeline shows each action's result
         snap = s.snapshot()
         last = s.position - 1
         for vs in snap.vcpus:
@@ -271,7 +271,7 @@ vmm_support = false
     s, _log, data = _run(scenario, "lazy")
     s.goto(0)
     while not s.done:
-        s.step()
+        s.step_action()  # action boundaries: the timeline shows each action's result
         snap = s.snapshot().vcpus[0]
         last = s.position - 1
         assert data.vcpus[0].pending.value_after(last) == snap.pending

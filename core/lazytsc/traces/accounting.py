@@ -132,6 +132,7 @@ class TraceAccounting:
                 "sub": array("b"),
                 "a": array("q"),
                 "b": array("q"),
+                "line": array("q"),  # the file line each row was read from
             }
             if keep_events
             else None
@@ -304,6 +305,7 @@ class TraceAccounting:
                 "sub": np.array([-1], dtype=np.int8),
                 "a": np.array([self.sim_time_ns()], dtype=np.int64),
                 "b": np.array([0], dtype=np.int64),
+                "line": np.array([-1], dtype=np.int64),
             }
             cols = {name: np.concatenate([col, end[name]]) for name, col in cols.items()}
         order = np.argsort(cols["time"], kind="stable")

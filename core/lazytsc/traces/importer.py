@@ -199,6 +199,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
         assert rows is not None
         r_time, r_vcpu, r_kind = rows["time"], rows["vcpu"], rows["kind"]
         r_exit, r_sub, r_a, r_b = rows["exit"], rows["sub"], rows["a"], rows["b"]
+        r_line = rows["line"]
         exit_kind = _EXIT_KIND
         note = int(Kind.NOTE)
 
@@ -381,6 +382,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                 if keep:
                     idx = len(r_time)
                     r_time.append(t)
+                    r_line.append(lineno)
                     r_vcpu.append(v)
                     r_exit.append(code)
                     if code == ex_msr_write:
@@ -432,6 +434,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                     if keep:
                         kind, a, b = _msr_row(sub, msr, value, fault)
                         r_time.append(t)
+                        r_line.append(lineno)
                         r_vcpu.append(v)
                         r_kind.append(kind)
                         r_exit.append(-1)
@@ -455,7 +458,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                     v = int(apicid, 16)  # KVM passes vcpu->vcpu_id as `apicid`
                     _irq(acc.accept_t, acc.accept_k, v, t, deadline_t)
                     if keep:
-                        _irq_row(rows, t, v, ROW_ACCEPT_IRQ)
+                        _irq_row(rows, t, v, ROW_ACCEPT_IRQ, lineno)
             elif code == EV_INJ:
                 irq, how, hexvec, _reinjected = f1
                 acc.inj_lines += 1
@@ -463,7 +466,7 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
                 if vec == timer_vec and how != "Soft/INTn":
                     _irq(acc.inj_t, acc.inj_k, v, t, deadline_t)
                     if keep:
-                        _irq_row(rows, t, v, ROW_INJ_VIRQ)
+                        _irq_row(rows, t, v, ROW_INJ_VIRQ, lineno)
             elif code == EV_EOI:
                 if int(f1[1]) == timer_vec:
                     acc.timer_eois += 1
@@ -524,8 +527,9 @@ def _irq(
     counts[vcpu].append(len(deadline_t.get(vcpu, ())))
 
 
-def _irq_row(rows: dict[str, array], t: int, vcpu: int, kind: int) -> None:
+def _irq_row(rows: dict[str, array], t: int, vcpu: int, kind: int, lineno: int) -> None:
     rows["time"].append(t)
+    rows["line"].append(lineno)
     rows["vcpu"].append(vcpu)
     rows["kind"].append(kind)
     rows["exit"].append(-1)
@@ -708,6 +712,7 @@ class TraceResult:
         self.acc = acc
         self.path = acc.path
         self._log: EventLog | None = None
+        self._lines = np.zeros(0, dtype=np.int64)
 
     @property
     def format(self) -> str:
@@ -788,10 +793,17 @@ class TraceResult:
         """
         if self._log is None:
             acc = self.acc if self.acc.rows is not None else run_import(self.path, True)
-            self._log = EventLog.from_columns(acc.to_columns())
+            cols = acc.to_columns()
+            self._lines = cols["line"]
+            self._log = EventLog.from_columns(cols)
             if acc is not self.acc:
                 self.acc.note_names[:] = acc.note_names
         return self._log
+
+    def source_lines(self) -> np.ndarray:
+        """The file line (1-based) each event of `to_eventlog()` was read from (-1: none, END)."""
+        self.to_eventlog()
+        return self._lines
 
     @property
     def note_names(self) -> list[str]:

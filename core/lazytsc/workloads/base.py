@@ -1,7 +1,7 @@
-"""What a generated guest workload provides to the engine.
+"""What a generated guest workload provides: the programs that run on the guest's Linux.
 
-A workload drives the guest kernel model (hrtimers, NOHZ idle, IPIs) through the
-engine's guest methods and never touches host state. Its mutable state lives in
+A workload drives the guest kernel model (hrtimers, NOHZ idle, IPIs, tasks) through
+GuestKernel's methods and never touches host state. Its mutable state lives in
 `self.state` (deep-copied at checkpoints); everything else is fixed parameters.
 """
 
@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ..config import RunConfig, Spec
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..vcpu import Vcpu
+    from ..guest_kernel import GuestKernel
 
 
 class WorkloadState:
@@ -36,16 +35,16 @@ class Workload:
         self.nohz = True
         self.state = WorkloadState()
 
-    def attach(self, eng: Engine) -> None:
-        """Register handlers and queue the first actions (at t=0, after boot)."""
+    def attach(self, k: GuestKernel) -> None:
+        """Register task handlers and queue the first actions (at t=0, after boot)."""
 
-    def on_ipi(self, eng: Engine, v: Vcpu, vector: int, source: int) -> None:
-        """An IPI reached the guest handler on `v`."""
+    def on_ipi(self, k: GuestKernel, vid: int, vector: int) -> None:
+        """An IPI reached the guest handler on `vid`."""
 
-    def after_irq(self, eng: Engine, v: Vcpu) -> None:
-        """An interrupt handler returned on `v`: idle loop or task continues."""
+    def after_irq(self, k: GuestKernel, vid: int) -> None:
+        """An interrupt handler returned on `vid`: idle loop or task continues."""
 
-    def timer_callback(self, eng: Engine, v: Vcpu, name: str) -> None:
+    def timer_callback(self, k: GuestKernel, vid: int, name: str) -> None:
         """One of the workload's own hrtimers expired."""
 
     def report(self) -> dict[str, Any]:

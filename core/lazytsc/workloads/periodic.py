@@ -13,8 +13,7 @@ from ..config import RunConfig, Spec
 from .base import Workload
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..vcpu import Vcpu
+    from ..guest_kernel import GuestKernel
 
 
 class PeriodicTick(Workload):
@@ -30,16 +29,17 @@ class PeriodicTick(Workload):
         self.tick_ns = 1_000_000_000 // self.params["hz"]
         self.nohz = False
 
-    def attach(self, eng: Engine) -> None:
-        self.H_START = eng.register(lambda v, _a: self.start(eng, v))
+    def attach(self, k: GuestKernel) -> None:
+        self.H_START = k.sched.register(lambda vid, _a: self.start(k, vid), guest=True)
         for vid in range(self.nvcpus):
-            eng._at(0, self.H_START, vid, 0)
+            k.sched.at(0, self.H_START, vid, 0)
 
-    def start(self, eng: Engine, v: Vcpu) -> None:
-        eng.kernel_boot(v, self.tick_ns)
+    def start(self, k: GuestKernel, vid: int) -> None:
+        k.sched.begin(-1)
+        k.boot(vid, self.tick_ns)
         if self.params["idle"]:
-            eng.guest_hlt(v)
+            k.idle_enter(vid, 0)
 
-    def after_irq(self, eng: Engine, v: Vcpu) -> None:
-        if v.guest_idle and self.params["idle"]:
-            eng.guest_hlt(v)
+    def after_irq(self, k: GuestKernel, vid: int) -> None:
+        if k.is_idle(vid) and self.params["idle"]:
+            k.idle_enter(vid, 0)

@@ -16,8 +16,7 @@ from ..config import RunConfig, Spec
 from .base import Workload, WorkloadState
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..vcpu import Vcpu
+    from ..guest_kernel import GuestKernel
 
 
 class RandomReprogram(Workload):
@@ -44,40 +43,42 @@ class RandomReprogram(Workload):
             expiries={},
         )
 
-    def attach(self, eng: Engine) -> None:
-        self.H_START = eng.register(lambda v, _a: self.start(eng, v))
-        self.H_OP = eng.register(lambda v, _a: self.operate(eng, v))
+    def attach(self, k: GuestKernel) -> None:
+        self.H_START = k.sched.register(lambda vid, _a: self.start(k, vid), guest=True)
+        self.H_OP = k.sched.register(lambda vid, _a: self.operate(k, vid), guest=True)
         for vid in range(self.nvcpus):
-            eng._at(0, self.H_START, vid, 0)
+            k.sched.at(0, self.H_START, vid, 0)
 
-    def start(self, eng: Engine, v: Vcpu) -> None:
-        eng.kernel_boot(v, self.tick_ns)
-        self._next(eng, v)
+    def start(self, k: GuestKernel, vid: int) -> None:
+        k.sched.begin(-1)
+        k.boot(vid, self.tick_ns)
+        self._next(k, vid)
 
-    def _next(self, eng: Engine, v: Vcpu) -> None:
+    def _next(self, k: GuestKernel, vid: int) -> None:
         gap = int(self.state.rng.expovariate(self.params["rate_hz"]) * 1e9) + 1
-        eng._at(eng.now + gap, self.H_OP, v.id, 0)
+        k.sched.at(k.now + gap, self.H_OP, vid, 0)
 
-    def operate(self, eng: Engine, v: Vcpu) -> None:
+    def operate(self, k: GuestKernel, vid: int) -> None:
+        k.sched.begin(-1)
         st = self.state
         p = self.params
         name = f"t{st.rng.randrange(p['timers'])}"
         if st.rng.randrange(100) < p["cancel_pct"]:
-            eng.hrtimer_cancel(v, name)
-            st.expiries.pop((v.id, name), None)
+            k.hrtimer_cancel(vid, name)
+            st.expiries.pop((vid, name), None)
         else:
-            expires = eng.now + st.rng.randint(p["min_delta_ns"], max(p["min_delta_ns"], p["max_delta_ns"]))
-            eng.hrtimer_start(v, name, expires)
-            st.expiries[(v.id, name)] = expires
-        self._next(eng, v)
+            expires = k.now + st.rng.randint(p["min_delta_ns"], max(p["min_delta_ns"], p["max_delta_ns"]))
+            k.hrtimer_start(vid, name, expires)
+            st.expiries[(vid, name)] = expires
+        self._next(k, vid)
 
-    def timer_callback(self, eng: Engine, v: Vcpu, name: str) -> None:
+    def timer_callback(self, k: GuestKernel, vid: int, name: str) -> None:
         st = self.state
-        expires = st.expiries.pop((v.id, name), eng.now)
-        st.expired[v.id] += 1
-        late = eng.now - expires
-        if late > st.max_late_ns[v.id]:
-            st.max_late_ns[v.id] = late
+        expires = st.expiries.pop((vid, name), k.now)
+        st.expired[vid] += 1
+        late = k.now - expires
+        if late > st.max_late_ns[vid]:
+            st.max_late_ns[vid] = late
 
     def report(self) -> dict[str, Any]:
         return {"expired": sum(self.state.expired), "max_late_ns": max(self.state.max_late_ns, default=0)}

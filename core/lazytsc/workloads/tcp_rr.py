@@ -13,9 +13,9 @@ Under lazy mode the later deadlines are skipped (`tsc >= armed`) and the tick
 deadline recomputed within one tick period is skipped unless its jitter puts it
 below `armed` (VcpuConfig.reprogram_jitter_cycles).
 
-Parameters are CPU times of the guest code paths, documented in PARAMS; exits
-add `host.exit_cost_ns` each to the work in progress, so fewer exits make
-transactions faster -- nothing of the seed's table is written in.
+Parameters are CPU times of the guest code paths, documented in PARAMS; every exit
+keeps the vCPU in the host for `host.exit_cost_ns`, stolen from the task running, so
+fewer exits make transactions faster -- nothing of the seed's table is written in.
 """
 
 from __future__ import annotations
@@ -27,8 +27,7 @@ from ..taxonomy import RESCHEDULE_VECTOR
 from .base import Workload, WorkloadState
 
 if TYPE_CHECKING:
-    from ..engine import Engine
-    from ..vcpu import Vcpu
+    from ..guest_kernel import GuestKernel
 
 
 class TcpRR(Workload):
@@ -61,64 +60,65 @@ class TcpRR(Workload):
             transactions=0,
         )
 
-    def attach(self, eng: Engine) -> None:
-        self.H_START = eng.register(lambda v, _a: self.start(eng, v))
-        self.H_CLIENT_SENT = eng.register(lambda v, _a: self.client_sent(eng, v))
-        self.H_SERVER_DONE = eng.register(lambda v, _a: self.server_done(eng, v))
-        self.H_CLIENT_RECV = eng.register(lambda v, _a: self.client_received(eng, v))
+    def attach(self, k: GuestKernel) -> None:
+        self.H_START = k.sched.register(lambda vid, _a: self.start(k, vid), guest=True)
+        self.T_CLIENT_SENT = k.register_task(lambda vid: self.client_sent(k, vid))
+        self.T_SERVER_DONE = k.register_task(lambda vid: self.server_done(k, vid))
+        self.T_CLIENT_RECV = k.register_task(lambda vid: self.client_received(k, vid))
         for vid in range(self.nvcpus):
-            eng._at(0, self.H_START, vid, 0)
+            k.sched.at(0, self.H_START, vid, 0)
 
-    def _work(self, eng: Engine, v: Vcpu, duration: int, handler: int) -> None:
-        eng.guest_work(v, self.jittered(self.state.rng, duration, self.params["service_jitter_pct"]), handler)
+    def _work(self, k: GuestKernel, vid: int, duration: int, task: int) -> None:
+        k.work(vid, self.jittered(self.state.rng, duration, self.params["service_jitter_pct"]), task)
 
-    def _idle(self, eng: Engine, v: Vcpu, fresh: bool) -> None:
+    def _idle(self, k: GuestKernel, vid: int, fresh: bool) -> None:
         """Enter NOHZ idle; `fresh` after task work (its TCP timers moved the wheel's next timer)."""
         st = self.state
-        if fresh or st.wheel[v.id] <= eng.now + self.tick_ns:
+        if fresh or st.wheel[vid] <= k.now + self.tick_ns:
             lo, hi = self.params["wheel_next_min_ns"], self.params["wheel_next_max_ns"]
-            at = eng.now + lo + int(st.rng.random() * (max(lo, hi) - lo + 1))
-            st.wheel[v.id] = -(-at // self.tick_ns) * self.tick_ns
-        eng.guest_idle_enter(v, st.wheel[v.id])
+            at = k.now + lo + int(st.rng.random() * (max(lo, hi) - lo + 1))
+            st.wheel[vid] = -(-at // self.tick_ns) * self.tick_ns
+        k.idle_enter(vid, st.wheel[vid])
 
-    def start(self, eng: Engine, v: Vcpu) -> None:
-        eng.kernel_boot(v, self.tick_ns)
-        if v.id == self.client:
-            self._work(eng, v, self.params["client_send_ns"], self.H_CLIENT_SENT)
+    def start(self, k: GuestKernel, vid: int) -> None:
+        k.sched.begin(-1)
+        k.boot(vid, self.tick_ns)
+        if vid == self.client:
+            self._work(k, vid, self.params["client_send_ns"], self.T_CLIENT_SENT)
         else:
-            self._idle(eng, v, fresh=True)
+            self._idle(k, vid, fresh=True)
 
-    def client_sent(self, eng: Engine, v: Vcpu) -> None:
-        eng.guest_send_ipi(v, self.server, RESCHEDULE_VECTOR)  # ttwu -> smp_send_reschedule
-        self._idle(eng, v, fresh=True)
+    def client_sent(self, k: GuestKernel, vid: int) -> None:
+        k.send_ipi(vid, self.server, RESCHEDULE_VECTOR)  # ttwu -> smp_send_reschedule
+        self._idle(k, vid, fresh=True)
 
-    def server_done(self, eng: Engine, v: Vcpu) -> None:
-        eng.guest_send_ipi(v, self.client, RESCHEDULE_VECTOR)
-        self._idle(eng, v, fresh=True)
+    def server_done(self, k: GuestKernel, vid: int) -> None:
+        k.send_ipi(vid, self.client, RESCHEDULE_VECTOR)
+        self._idle(k, vid, fresh=True)
 
-    def client_received(self, eng: Engine, v: Vcpu) -> None:
+    def client_received(self, k: GuestKernel, vid: int) -> None:
         self.state.transactions += 1
-        self._work(eng, v, self.params["client_send_ns"], self.H_CLIENT_SENT)
+        self._work(k, vid, self.params["client_send_ns"], self.T_CLIENT_SENT)
 
-    def on_ipi(self, eng: Engine, v: Vcpu, vector: int, source: int) -> None:
+    def on_ipi(self, k: GuestKernel, vid: int, vector: int) -> None:
         if vector == RESCHEDULE_VECTOR:
-            self.state.need_resched[v.id] = True
+            self.state.need_resched[vid] = True
 
-    def after_irq(self, eng: Engine, v: Vcpu) -> None:
-        if not v.guest_idle:
+    def after_irq(self, k: GuestKernel, vid: int) -> None:
+        if not k.is_idle(vid):
             return  # interrupted task work continues
         st = self.state
-        if not st.need_resched[v.id]:
-            self._idle(eng, v, fresh=False)  # do_idle() loops: back to HLT
+        if not st.need_resched[vid]:
+            self._idle(k, vid, fresh=False)  # do_idle() loops: back to HLT
             return
-        st.need_resched[v.id] = False
-        eng.tick_nohz_idle_exit(v)
-        if v.id == self.server:
-            self._work(eng, v, self.params["server_proc_ns"], self.H_SERVER_DONE)
-        elif v.id == self.client:
-            self._work(eng, v, self.params["client_recv_ns"], self.H_CLIENT_RECV)
+        st.need_resched[vid] = False
+        k.tick_nohz_idle_exit(vid)
+        if vid == self.server:
+            self._work(k, vid, self.params["server_proc_ns"], self.T_SERVER_DONE)
+        elif vid == self.client:
+            self._work(k, vid, self.params["client_recv_ns"], self.T_CLIENT_RECV)
         else:
-            self._idle(eng, v, fresh=False)
+            self._idle(k, vid, fresh=False)
 
     def report(self) -> dict[str, Any]:
         return {"transactions": self.state.transactions}
