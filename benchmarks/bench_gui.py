@@ -32,13 +32,27 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 Row = tuple[str, float, str, str]
 REPO = Path(__file__).resolve().parents[1]
-# tcp_rr, lazy: 1.4 s of simulated time is ~1,057,813 events, 7 s ~5.3 million
-DURATIONS = {"1m": "1400ms", "5m": "7000ms"}
+# tcp_rr, lazy, run long enough for about this many events (issue 13 measured at 1,057,813)
+SIZES = {"1m": 1_057_813, "5m": 5_000_000}
 
 
 def _rss() -> int:
     with open("/proc/self/statm", encoding="ascii") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _duration_for(events: int) -> str:
+    """Simulated time of tcp_rr (lazy) that logs about `events` events (from a 20 ms run's rate)."""
+    from lazytsc.engine import Engine
+    from lazytsc.resources import builtin_scenarios
+    from lazytsc.scenario import load_scenario
+
+    sc = load_scenario(builtin_scenarios()["tcp_rr"])
+    sc.run.duration_ns = 20_000_000
+    e = Engine(sc, "lazy")
+    e.run()
+    rate = len(e.log) / 0.020  # events per simulated second
+    return f"{max(1, round(events / rate * 1000))}ms"
 
 
 def _scenario(tmp: Path, duration: str) -> Path:
@@ -182,7 +196,7 @@ def scale_figures(size: str, smoke: bool) -> list[Row]:
     app = _app()
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
-        path = _scenario(tmp, "5ms" if smoke else DURATIONS[size])
+        path = _scenario(tmp, "5ms" if smoke else _duration_for(SIZES[size]))
         # the empty-frame baseline: the same window and keys on the seed's 28 events
         win = _window(tmp)
         _pump(app, lambda: True)

@@ -20,6 +20,7 @@ from PySide6 import QtCore
 
 from .document import RunDocument, TraceDocument, build_trace, stream_session
 from .fmt import fmt_ns
+from .runlog import release_freed_memory
 from .trace_lines import raw_lines_for
 from .worker import TaskRunner
 
@@ -94,6 +95,7 @@ class DebugController(QtCore.QObject):
             else:  # the panels now see the whole run
                 self.documentChanged.emit(doc)
                 self.positionChanged.emit(self.position)
+            release_freed_memory()  # the chunk copies are gone: give their pages back
             if t_keep is not None:
                 idx = int(np.searchsorted(doc.log.column("time"), t_keep, side="right"))
                 self.goto_position(idx)

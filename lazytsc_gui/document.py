@@ -3,13 +3,14 @@
 A run is *streamed*: a worker thread runs the document's debugger `Session` to
 the end in chunks (`stream_session`: the session keeps checkpoints of all it
 computes, so any jump later is cheap) and hands each finished chunk, unpacked
-into columns, to the UI thread, which appends it to a `ColumnLog` and the
-`TimelineData` (`RunDocument.add`). The window shows the first chunk at once and
-fills in the rest while the run streams. The UI never reads the session's log
-while the worker appends to it (a numpy view of the growing array would make
-the next append fail); when the run is complete the document switches to the
-session's own log (`Session.log`, the whole run) and drops the chunk copies,
-so the GUI holds one copy of the log. No Qt here.
+into columns, to the UI thread, which appends it to the `TimelineData` (keeping
+only the events' times besides the lanes; `RunDocument.add`). The window shows
+the first chunk at once -- its panels read that chunk -- and the timeline fills in
+the rest while the run streams. The UI never reads the session's log while the
+worker appends to it (a numpy view of the growing array would make the next
+append fail); when the run is complete the document switches to the session's
+own log (`Session.log`, the whole run), so the GUI holds no copy of the log.
+No Qt here.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from lazytsc.engine import Engine
 from lazytsc.eventlog import WORDS, EventLog
 from lazytsc.scenario import Bookmark, Scenario
 
-from .runlog import ColumnLog
+from .runlog import ColumnLog, TimeColumn
 from .timeline_data import TimelineData
 
 FIRST_CHUNK = 20_000  # events of the first screen: small, so it shows at once
@@ -131,7 +132,7 @@ class RunDocument:
     scenario: Scenario
     mode: str
     session: Session
-    log: Any  # ColumnLog while the run streams in, then the session's own log
+    log: Any  # while the run streams in: its first chunk (ColumnLog); then the session's own log
     data: TimelineData
     summary: dict
     bookmarks: list[Bookmark] = field(default_factory=list)
@@ -143,36 +144,37 @@ class RunDocument:
         """A document that chunks are added to (UI thread); its session is at event 0."""
         log = ColumnLog()
         khz = [v.tsc_khz for v in scenario.run.vcpus]
-        data = TimelineData(log, khz, vcpus=list(range(len(khz))), expected_end_ns=scenario.run.duration_ns)
+        data = TimelineData(TimeColumn(), khz, vcpus=list(range(len(khz))), expected_end_ns=scenario.run.duration_ns)
         session = Session(scenario, mode)
         return cls(scenario, mode, session, log, data, {}, list(scenario.bookmarks), start_snapshot=session.snapshot())
 
     def add(self, cols: dict) -> bool:
         """Append one streamed chunk; True if it was the first."""
-        first = len(self.log) == 0
-        self.log.append_chunk(cols)
+        first = self.data.n_events == 0
+        self.data.log.append(cols["time"])
         self.data.extend(cols)
         if first:
+            self.log.append_chunk(cols)
+            self.log.finish()
             self._reserve()
             self.summary = summarize(self.log)
         return first
 
     def _reserve(self) -> None:
-        """Pre-size the columns from the first chunk's event rate (no 1.5x growth slack)."""
+        """Pre-size the times from the first chunk's event rate (no 1.5x growth slack)."""
         t = self.data.t_end_ns
         duration = self.scenario.run.duration_ns
         if t > 0 and duration and duration > t:
-            estimate = int(len(self.log) * duration / t * 1.05)
-            self.log.reserve(min(MAX_RESERVE, estimate))
+            estimate = int(self.data.n_events * duration / t * 1.05)
+            self.data.log.reserve(min(MAX_RESERVE, estimate))
 
     def finish(self) -> None:
         """The run is complete (UI thread, the worker done): read the session's log from now on."""
         own = self.session.log
-        if len(own) == len(self.log):
-            self.log = own
-            self.data.log = own
-        else:  # pragma: no cover - a session that did not compute what it streamed
-            self.log.finish()
+        if len(own) != self.data.n_events:  # pragma: no cover - the worker computed something else
+            raise RuntimeError(f"the session computed {len(own):,} events, {self.data.n_events:,} were streamed")
+        self.log = own
+        self.data.log = own
         self.data.finish()
         self.summary = summarize(self.log)
 

@@ -22,6 +22,38 @@ import numpy as np
 from lazytsc.eventlog import COLUMNS, WORDS, Event, pack_tag
 
 
+def _libc():
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by big temporaries back to the OS (glibc's `malloc_trim`), if available.
+
+    Why: a streamed run's chunk copies are freed once the run is complete, but
+    glibc keeps freed heap pages mapped (its mmap threshold rises after large
+    frees), so the process would go on holding them.
+    """
+    import ctypes
+    import gc
+
+    gc.collect()
+    libc = _libc()
+    trim = getattr(libc, "malloc_trim", None) if libc is not None else None
+    if trim is None:  # not glibc
+        return
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+
+
 class GrowArray:
     """A 1-D numpy array with amortised O(1) appends.
 
@@ -81,6 +113,30 @@ class GrowArray:
     @property
     def nbytes(self) -> int:
         return int(self._buf.nbytes)
+
+
+class TimeColumn:
+    """The times of the events streamed so far: all the timeline needs of a log meanwhile.
+
+    (8 bytes an event while a run streams in, instead of a copy of every column.)
+    """
+
+    def __init__(self) -> None:
+        self._t = GrowArray(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._t)
+
+    def append(self, times: np.ndarray) -> None:
+        self._t.extend(times)
+
+    def reserve(self, n: int) -> None:
+        self._t.reserve(n)
+
+    def column(self, name: str) -> np.ndarray:
+        if name != "time":
+            raise KeyError(name)
+        return self._t.view()
 
 
 class ColumnLog:

@@ -609,6 +609,25 @@ class TimelineData:
         self.version += 1
 
     def finish(self) -> None:
+        """The data is complete: drop the spare capacity of every lane's arrays.
+
+        With a shared page the drawn deadlines are `pending` and `armed`: the
+        requested and host-timer steps (drawn without one) are dropped.
+        """
+        for lane in self._lanes.values():
+            if lane.has_page:
+                lane.requested, lane.timer = Steps(), Steps()
+            marks = list(lane.marks().values()) + list(lane.exits.values()) + list(lane.hazards.values())
+            for m in marks:
+                m._idx.shrink()
+            for sp in (lane.timer_spans, lane.hlt):
+                for arr in (sp._start, sp._end, sp._flag, sp._cum):
+                    arr.shrink()
+            for st in (lane.pending, lane.armed, lane.requested, lane.timer):
+                st._idx.shrink()
+                st._raw.shrink()
+        if self._search is not None:
+            self._search.shrink()
         self.complete = True
         self.version += 1
 
