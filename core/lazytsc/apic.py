@@ -35,6 +35,7 @@ from .vcpu import (
     APIC_LVR,
     APIC_LVT0,
     APIC_LVT1,
+    APIC_LVTCMCI,
     APIC_LVTERR,
     APIC_LVTPC,
     APIC_LVTT,
@@ -67,8 +68,8 @@ LVT_WRITABLE = {
     APIC_LVT0: LINT_MASK,
     APIC_LVT1: LINT_MASK,
     APIC_LVTERR: LVT_MASK,
+    APIC_LVTCMCI: LVT_MASK | APIC_MODE_MASK,
 }
-NR_LVT_ENTRIES = 6  # KVM_APIC_MAX_NR_LVT_ENTRIES - 1: no CMCI in QEMU's default mcg_cap
 
 
 class ApicState:
@@ -83,6 +84,7 @@ class ApicState:
 
     def reset(self) -> None:
         """kvm_lapic_reset(): LVTs masked, SPIV 0xff (software-disabled), TPR/ICR/IRR/ISR 0."""
+        cmci = hasattr(self, "lvt") and APIC_LVTCMCI in self.lvt
         self.sw_enabled = False
         self.spiv = SPIV_RESET
         self.tpr = 0
@@ -91,6 +93,8 @@ class ApicState:
         self.isr = 0
         self.tmr = 0
         self.lvt = dict.fromkeys(LVT_REGS, LVT_MASKED)
+        if cmci:
+            self.lvt[APIC_LVTCMCI] = LVT_MASKED
         self.icr = 0
         self.icr2 = 0
         self.ldr = 0
@@ -122,9 +126,14 @@ def highest(bitmap: int) -> int:
 class InterruptController:
     """IRR/ISR/PPR bookkeeping, register access and IPI routing for every vCPU."""
 
-    def __init__(self, nvcpus: int, x2apic: list[bool], apicv: list[bool]) -> None:
+    def __init__(self, nvcpus: int, x2apic: list[bool], apicv: list[bool], cmci: list[bool] | None = None, directed_eoi: list[bool] | None = None) -> None:
         self.s = [ApicState(i, x2apic[i]) for i in range(nvcpus)]
         self.apicv = list(apicv)
+        self.nr_lvt = [7 if (cmci and cmci[i]) else 6 for i in range(nvcpus)]
+        self.directed_eoi = list(directed_eoi) if directed_eoi else [False] * nvcpus
+        for i, st in enumerate(self.s):
+            if self.nr_lvt[i] == 7:
+                st.lvt[APIC_LVTCMCI] = LVT_MASKED
         # Called after a vector is set in a vCPU's IRR: the run loop posts it, kicks
         # the vCPU or injects it at the next entry (vmx_deliver_interrupt).
         self.on_accept: Callable[[int, int, int], None] = lambda vid, vector, source: None
@@ -148,12 +157,10 @@ class InterruptController:
         return s.sw_enabled and bool(s.apic_base & APICBASE_ENABLE)
 
     def lvr(self, vid: int) -> int:
-        """kvm_apic_set_version(): version 0x14, max LVT entry index in bits 16-23.
-
-        KVM sets APIC_LVR_DIRECTED_EOI only with x2APIC and a userspace (split) IOAPIC;
-        we model an in-kernel IOAPIC, so the bit is clear.
-        """
-        return APIC_VERSION | ((NR_LVT_ENTRIES - 1) << 16)
+        """kvm_apic_set_version(): version 0x14, max LVT entry index in bits 16-23 (6 LVTs,
+        7 with MCG_CMCI_P), APIC_LVR_DIRECTED_EOI only for an x2APIC guest with the IOAPIC
+        in userspace (split irqchip)."""
+        return APIC_VERSION | ((self.nr_lvt[vid] - 1) << 16) | ((1 << 24) if self.directed_eoi[vid] else 0)
 
     # ---- priorities --------------------------------------------------------------------
     def update_ppr(self, vid: int) -> int:

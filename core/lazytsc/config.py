@@ -41,6 +41,9 @@ class VcpuConfig:
     host_irq_rate_hz: int = 0
     pv_gpa: int = 0  # 0: pick 0x10000 + 64 * vcpu
     reprogram_jitter_cycles: int = 8
+    cpuid_tsc_deadline: bool = True
+    cpuid_x2apic: bool = True
+    cmci: bool = False
 
 
 VCPU_SPECS: tuple[Spec, ...] = (
@@ -105,6 +108,14 @@ VCPU_SPECS: tuple[Spec, ...] = (
         0,
         1_000_000,
     ),
+    Spec(
+        "cpuid_tsc_deadline",
+        "bool",
+        True,
+        "CPUID.1:ECX.TSC_DEADLINE: without it KVM's timer_mode_mask has only the periodic bit, so LVTT cannot select TSC-deadline mode.",
+    ),
+    Spec("cpuid_x2apic", "bool", True, "CPUID.1:ECX.x2APIC: without it IA32_APIC_BASE.EXTD is reserved (kvm_apic_set_base #GPs)."),
+    Spec("cmci", "bool", False, "MCG_CAP.MCG_CMCI_P: a 7th LVT (CMCI) exists and LVR reports it (kvm_apic_calc_nr_lvt_entries)."),
 )
 
 
@@ -121,6 +132,7 @@ class HostConfig:
     hv_max_delta_cycles: int = (1 << 32) << 5
     guest_mem_bytes: int = 4 << 30
     enforce_pv_cpuid: bool = False
+    split_irqchip: bool = False
 
 
 HOST_SPECS: tuple[Spec, ...] = (
@@ -146,6 +158,12 @@ HOST_SPECS: tuple[Spec, ...] = (
         False,
         "KVM_CAP_ENFORCE_PV_FEATURE_CPUID: the PV MSR faults unless CPUID advertises the feature "
         "(QEMU turns it on only with kvm-pv-enforce-cpuid).",
+    ),
+    Spec(
+        "split_irqchip",
+        "bool",
+        False,
+        "IOAPIC in userspace (QEMU kernel-irqchip=split): LVR advertises directed EOI (bit 24) to x2APIC guests.",
     ),
 )
 

@@ -7,7 +7,8 @@ committed file and the specs disagree, so no field goes undocumented.
 from __future__ import annotations
 
 from .config import HOST_SPECS, VCPU_SPECS, Spec
-from .scenario import BOOKMARK_SPECS, BREAKPOINT_SPECS, EXPECT_SPECS, TOP_SPECS
+from .observe import STATE_GETTERS
+from .scenario import BOOKMARK_SPECS, BREAKPOINT_SPECS, EXPECT_SPECS, HANDLER_SPECS, TOP_SPECS
 from .script import COMMON_FIELDS, OPS
 from .taxonomy import EXIT_ORDER, HAZARD_KINDS, KIND_FIELDS, KIND_NAMES, MSR_SUB_ORDER
 from .workloads import WORKLOADS
@@ -95,10 +96,16 @@ def generate() -> str:
         *_table(BREAKPOINT_SPECS),
         "",
         "Conditions use `and`, `or`, `not`, comparisons, `+ - * / % & |`, integers (hex ok),",
-        "'strings' and these names: the event's `index time vcpu kind exit sub a b parent`, and the",
-        "state of the event's vCPU after the step that logged it: `pending armed cached_armed now",
-        "(guest TSC) now_ns lvtt masked mode tmict tmcct tdcr tsc_deadline timer_armed halted idle",
-        "wanted pv_msr mapped registered latched requested`.",
+        "'strings' and these names: the event's `index time vcpu kind exit sub a b parent`,",
+        "and the named state values of the event's vCPU: `" + " ".join(sorted(STATE_GETTERS)) + "`.",
+        "",
+        "## `[[handler]]` — interrupt handlers of a script program",
+        "",
+        "Without one, a vector's handler logs `guest_irq` and writes EOI (a Linux guest's timer",
+        "and reschedule vectors run the kernel's handlers). Every delivery is counted in the",
+        "results under `irq` (`irq.count.0xf1`, `irq.vcpu0.order`, `irq.vcpu0.0xf1.0.ns`).",
+        "",
+        *_table(HANDLER_SPECS),
         "",
         "## `[[bookmark]]`",
         "",

@@ -89,7 +89,13 @@ class Engine:
         self.mem = GuestMemory(lambda: sched.action)
         struct_gpa = [c.pv_gpa or STRUCT_BASE + 64 * i for i, c in enumerate(cfgs)]
         self.struct_gpa = struct_gpa
-        self.apic = InterruptController(n, [c.x2apic for c in cfgs], [c.apicv for c in cfgs])
+        self.apic = InterruptController(
+            n,
+            [c.x2apic for c in cfgs],
+            [c.apicv for c in cfgs],
+            [c.cmci for c in cfgs],
+            [c.cpuid_x2apic and run.host.split_irqchip for c in cfgs],
+        )
         self.timer = LapicTimer(sched, self.clock, self.apic, cfgs, run.host, run.variant)
         self.lazy = LazyHost(sched, self.clock, self.mem, cfgs, run.host, run.variant)
         irq_rngs = [random.Random((run.seed << 8) ^ (i * 0x9E3779B1) ^ 0x5EED) for i in range(n)]
@@ -116,6 +122,7 @@ class Engine:
             self.kernel.tick_ns = self.workload.tick_ns
             self.kernel.nohz = self.workload.nohz
         self.script = ScriptRunner(self.kernel, self.vmm, list(scenario.script), self.lazy_mode)
+        self.script.install_handlers(scenario.handlers)
         self.kernel.after_irq_hooks.append(self.script.resumed)
         if self.workload is not None:
             w = self.workload

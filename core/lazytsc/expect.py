@@ -34,22 +34,69 @@ def run_results(engine: Any) -> dict[str, Any]:
     counts = np.bincount(kinds.astype(np.int64), minlength=len(KIND_NAMES)) if len(kinds) else [0] * len(KIND_NAMES)
     results["kinds"] = {name: int(counts[code]) for code, name in KIND_NAMES.items()}
     results["workload"] = engine.workload.report() if engine.workload else {}
+    results["faults"] = dict(engine.script.faults)
+    results["irq"] = interrupts_taken(engine)
     snap = take_snapshot(engine)
     results["final"] = {f"vcpu{v.vcpu}": {name: getattr(v, name) for name in v.__slots__} for v in snap.vcpus}
     return results
 
 
-def lookup(results: dict[str, Any], path: str) -> float:
+def interrupts_taken(engine: Any) -> dict[str, Any]:
+    """Interrupts the guest took, from the log: counts, order and times per vector.
+
+    `irq.count.0xec` (every vCPU), `irq.vcpu0.count.0xec`, `irq.vcpu0.order` (the vectors
+    in the order taken), `irq.vcpu0.0xec.0.ns` / `.tsc` (the first one's time), and
+    `irq.count.total`. Vectors are keyed in hex (`0xec`) and decimal (`236`).
+    """
+    from .taxonomy import LOCAL_TIMER_VECTOR, Kind
+
+    log = engine.log
+    kind = log.column("kind")
+    mask = (kind == Kind.GUEST_TIMER_IRQ) | (kind == Kind.GUEST_IPI) | (kind == Kind.GUEST_IRQ)
+    rows = np.nonzero(mask)[0]
+    out: dict[str, Any] = {"count": {"total": int(rows.size)}}
+    per: dict[int, dict[str, Any]] = {v: {"count": {"total": 0}, "order": []} for v in range(engine.nvcpus)}
+    times, vcpus, kinds, a = log.column("time"), log.column("vcpu"), log.column("kind"), log.column("a")
+    for i in rows:
+        vid = int(vcpus[i])
+        vector = LOCAL_TIMER_VECTOR if kinds[i] == Kind.GUEST_TIMER_IRQ else int(a[i])
+        t = int(times[i])
+        entry = per.setdefault(vid, {"count": {"total": 0}, "order": []})
+        entry["order"].append(vector)
+        entry["count"]["total"] += 1
+        for key in (f"{vector:#x}", str(vector)):
+            out["count"][key] = out["count"].get(key, 0) + 1
+            entry["count"][key] = entry["count"].get(key, 0) + 1
+            seq = entry.setdefault(key, {})
+            seq[str(len(seq))] = {"ns": t, "tsc": engine.clock.tsc(vid, t)}
+    for vid, entry in per.items():
+        out[f"vcpu{vid}"] = entry
+    return out
+
+
+def _node(results: dict[str, Any], path: str) -> Any:
     node: Any = results
     for part in path.split("."):
         if isinstance(node, dict) and part in node:
             node = node[part]
         else:
             raise ExpectError(f"no value at {path!r}")
+    return node
+
+
+def lookup(results: dict[str, Any], path: str) -> float:
+    node = _node(results, path)
     if isinstance(node, bool):
         return int(node)
     if not isinstance(node, int | float):
         raise ExpectError(f"{path!r} is not a number")
+    return node
+
+
+def lookup_sequence(results: dict[str, Any], path: str) -> list[int]:
+    node = _node(results, path)
+    if not isinstance(node, list):
+        raise ExpectError(f"{path!r} is not a list")
     return node
 
 
@@ -61,6 +108,8 @@ def _value(exp: Expectation, per_mode: dict[str, dict], mode: str) -> float:
         base = lookup(per_mode["classic"], path)
         return 1.0 - lookup(per_mode["lazy"], path) / base if base else 0.0
     value = lookup(per_mode[mode], exp.what)
+    if exp.minus:
+        value -= lookup(per_mode[mode], exp.minus)
     if exp.of:
         whole = lookup(per_mode[mode], exp.of)
         value = value / whole if whole else 0.0
@@ -83,6 +132,15 @@ def evaluate(scenario: Scenario, per_mode: dict[str, dict]) -> list[Outcome]:
         for mode in modes:
             if mode != "both" and mode not in per_mode:
                 out.append(Outcome(exp, mode, False, f"a {mode} run", f"the scenario runs only {', '.join(per_mode)}"))
+                continue
+            if exp.sequence is not None:
+                want = list(exp.sequence)
+                try:
+                    got_seq = lookup_sequence(per_mode[mode], exp.what)
+                except ExpectError as err:
+                    out.append(Outcome(exp, mode, False, str(want), str(err)))
+                    continue
+                out.append(Outcome(exp, mode, got_seq == want, str(want), str(got_seq)))
                 continue
             parts = []
             if exp.equals is not None:

@@ -100,6 +100,8 @@ class GuestCpu:
         self.default_handler: Handler = self._eoi_handler
         # Called when interrupted guest code resumes (no interrupt left to take).
         self.resume: Callable[[int], None] = lambda vid: None
+        # Called for every interrupt the guest takes (vid, vector), before its handler.
+        self.on_interrupt: Callable[[int, int], None] = lambda vid, vector: None
         self.H_TAKE = sched.register(self._take, guest=True)
         self.H_SHADOW = sched.register(self._shadow_end, guest=True)
         run.guest = self
@@ -338,6 +340,7 @@ class GuestCpu:
             c.halted_in_guest = False
             c.if_flag = False
             c.in_irq += 1
+            self.on_interrupt(vid, vector)
             handler = self.handlers[vid].get(vector, self.default_handler)
             handler(vid, vector)
             c.in_irq -= 1
@@ -362,3 +365,19 @@ class GuestCpu:
 
     def eoi(self, vid: int) -> None:
         self.apic_write(vid, APIC_EOI, 0)
+
+    def write_cr8(self, vid: int, value: int) -> None:
+        """MOV to CR8 with the TPR shadow: kvm_lapic_set_tpr (TPR = CR8 << 4), no exit."""
+        self.sched.ev(vid, Kind.LAPIC_WRITE, a=-8, b=value & 0xF)
+        self.host.lapic_reg_write(vid, APIC_TASKPRI, (value & 0xF) << 4)
+
+    def software_interrupt(self, vid: int, vector: int) -> None:
+        """INT n: the handler runs through the IDT; the APIC's IRR/ISR are not involved."""
+        c = self.s[vid]
+        was = c.if_flag
+        c.if_flag = False
+        c.in_irq += 1
+        self.on_interrupt(vid, vector)
+        self.handlers[vid].get(vector, self.default_handler)(vid, vector)
+        c.in_irq -= 1
+        c.if_flag = was

@@ -130,7 +130,7 @@ class Host:
         if 0x800 <= msr <= 0x8FF:
             return self.x2apic_msr_write(vid, msr, data)
         if msr == MSR_IA32_APICBASE:
-            return self.apic.set_base(vid, data, host_initiated, True)
+            return self.apic.set_base(vid, data, host_initiated, self.cfgs[vid].cpuid_x2apic)
         if msr == MSR_IA32_TSC:
             self.write_tsc(vid, data, host_initiated)
             return True

@@ -129,6 +129,8 @@ class LapicTimer:
         self.can_post = [c.posted_timer_interrupts and c.apicv and not c.hlt_exits for c in cfgs]
         # kvm_can_use_hv_timer(): the VMX preemption timer, unless interrupts are posted.
         self.hv_ok = [c.timer_backend == "hv" and not self.can_post[i] for i, c in enumerate(cfgs)]
+        # timer_mode_mask: both mode bits only when CPUID advertises TSC-deadline.
+        self.mode_mask = [TIMER_MODE_MASK if c.cpuid_tsc_deadline else (1 << TIMER_MODE_SHIFT) for c in cfgs]
         self.lazy: LazyPort
         self.run: RunPort
         self.hazards: HazardPort
@@ -160,7 +162,7 @@ class LapicTimer:
         """kvm_lapic_reg_write(APIC_LVTT): forced masked while software-disabled."""
         if not self.apic.s[vid].sw_enabled:
             value |= LVT_MASKED
-        self.apic.s[vid].lvt[APIC_LVTT] = value & (LVT_MASK | TIMER_MODE_MASK)
+        self.apic.s[vid].lvt[APIC_LVTT] = value & (LVT_MASK | self.mode_mask[vid])
         self.apic_update_lvtt(vid)
 
     def apic_update_lvtt(self, vid: int) -> None:
@@ -172,7 +174,7 @@ class LapicTimer:
         """
         t = self.s[vid]
         lvtt = self.apic.s[vid].lvt[APIC_LVTT]
-        mode = (lvtt & TIMER_MODE_MASK) >> TIMER_MODE_SHIFT
+        mode = (lvtt & self.mode_mask[vid]) >> TIMER_MODE_SHIFT
         clear = bool(lvtt & LVT_MASKED)
         if t.timer_mode != mode:
             if (t.timer_mode == MODE_TSCDEADLINE) != (mode == MODE_TSCDEADLINE):

@@ -38,6 +38,7 @@ from .vcpu import (
     MSR_IA32_APICBASE,
     MSR_IA32_TSC,
     MSR_IA32_TSC_ADJUST,
+    U64,
 )
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ WRITABLE_REGS = {
     "lvr": APIC_LVR,
 }
 APIC_READS = {**WRITABLE_REGS}
+CR8 = "cr8"  # MOV to/from CR8: the TPR's priority class (kvm_lapic_set_tpr / kvm_lapic_get_cr8)
 MSR_READS = {
     "tsc_deadline": MSR_IA32_TSC_DEADLINE,
     "pv_msr": MSR_KVM_LAZY_TSCDEADLINE,
@@ -75,13 +77,15 @@ MSR_READS = {
     "tsc": MSR_IA32_TSC,
     "tsc_adjust": MSR_IA32_TSC_ADJUST,
 }
+MSR_READS.pop("tsc")  # `tsc` reads RDTSC (no exit); `rdmsr msr = 0x10` reads the MSR
 PAGE_READS = ("armed", "pending")
-STATE_READS = ("irr", "isr", "tmr", "if")  # whole 256-bit bitmaps / RFLAGS.IF, read without an exit
+STATE_READS = ("irr", "isr", "tmr", "if", "tsc", "cr8")  # read without an exit
 READABLE_REGS = tuple(APIC_READS) + tuple(MSR_READS) + PAGE_READS + STATE_READS
 # Pseudo register numbers of reads that are not APIC registers (LAPIC_READ.a).
 REG_PAGE_ARMED = -1
 REG_PAGE_PENDING = -2
-REG_STATE = {"irr": -3, "isr": -4, "tmr": -5, "if": -6}
+REG_STATE = {"irr": -3, "isr": -4, "tmr": -5, "if": -6, "tsc": -7, "cr8": -8}
+GP_VECTOR = 13  # #GP: what `faults.LABEL` records for a faulting access
 
 # NOTE event codes
 NOTE_CLASSIC_SKIPS_PV = 1  # classic mode: the guest has no lazy driver, PV op skipped
@@ -100,13 +104,15 @@ OPS: dict[str, tuple[dict[str, str], str, tuple[str, ...] | list[str]]] = {
     ),
     "set_deadline": ({"tsc": "int"}, "Clockevent call for an absolute TSC deadline (used by trace what-if replay).", ("tsc",)),
     "wrmsr_tsc_deadline": (
-        {"value": "int", "delta": "duration"},
-        "Raw WRMSR IA32_TSC_DEADLINE with an absolute `value` (TSC) or `delta` from now; bypasses the driver.",
-        ("value", "delta"),
+        {"value": "int", "delta": "duration", "delta_cycles": "int", "ago_cycles": "int"},
+        "Raw WRMSR IA32_TSC_DEADLINE: an absolute `value`, `delta` (ns) or `delta_cycles` from the TSC now, "
+        "or `ago_cycles` before it; bypasses the driver.",
+        ("value", "delta", "delta_cycles", "ago_cycles"),
     ),
     "write": (
         {"reg": "reg", "value": "int"},
-        "APIC register write (x2APIC WRMSR or xAPIC MMIO, by the APIC's mode): reg = " + " | ".join(WRITABLE_REGS) + ".",
+        "APIC register write (x2APIC WRMSR or xAPIC MMIO, by the APIC's mode): reg = " + " | ".join(WRITABLE_REGS) + ", "
+        "or `cr8` (MOV CR8: the TPR's class, no exit with the TPR shadow). A `label` records a fault in `faults.LABEL`.",
         ["reg", "value"],
     ),
     "read": (
@@ -121,6 +127,15 @@ OPS: dict[str, tuple[dict[str, str], str, tuple[str, ...] | list[str]]] = {
     "pv_enable": ({"gpa": "int"}, "kvm_guest_cpu_init: zero the page, WRMSR the PV MSR with GPA | 1 (lazy mode only).", ()),
     "pv_disable": ({}, "kvm_guest_cpu_offline: WRMSR the PV MSR with 0 (lazy mode only).", ()),
     "hlt": ({}, "HLT until the next interrupt; later script ops of this vCPU wait for the wake-up.", ()),
+    "nop": ({}, "One instruction that does nothing: an instruction boundary (ends an STI shadow).", ()),
+    "spin": (
+        {"for": "duration", "until_irqs": "int", "vector": "int", "timeout": "duration"},
+        "Busy-wait in the guest without exiting (a delay loop on RDTSC/PAUSE): `for` a time, or `until_irqs` "
+        "more interrupts (of `vector`, if given) were taken, at most `timeout` (default 1s). Interrupts are "
+        "taken meanwhile; later script ops of this vCPU wait for the spin.",
+        ("for", "until_irqs"),
+    ),
+    "int": ({"vector": "int"}, "Software interrupt INT n: the vector's handler runs (no IRR/ISR change).", ("vector",)),
     "sti_hlt": ({}, "STI; HLT (the idle idiom: the STI shadow covers the HLT, so no interrupt slips in between).", ()),
     "cli": ({}, "CLI: RFLAGS.IF = 0 (interrupts stay in the IRR).", ()),
     "sti": ({}, "STI: RFLAGS.IF = 1, effective after the next instruction (the STI shadow).", ()),
@@ -143,9 +158,26 @@ OPS: dict[str, tuple[dict[str, str], str, tuple[str, ...] | list[str]]] = {
     "migrate": ({"vmm_support": "bool", "order": "steps"}, "`save` and `restore` at once.", ()),
     "hrtimer_start": ({"name": "str", "delta": "duration"}, "Kernel hrtimer_start(name, now + delta): reprograms if earliest.", ["name", "delta"]),
     "hrtimer_cancel": ({"name": "str"}, "Kernel hrtimer_cancel(name): reprograms if it was earliest.", ("name",)),
+    "vmm_set_msr": ({"msr": "int", "value": "int"}, "Host-initiated KVM_SET_MSRS of one MSR (e.g. IA32_TSC: kvm_synchronize_tsc).", ["msr", "value"]),
+    "vmm_get_msr": ({"msr": "int"}, "Host-initiated KVM_GET_MSRS of one MSR into `reads.LABEL`.", ("msr",)),
+    "vmm_set_lapic": (
+        {"field": "str", "value": "int"},
+        "KVM_GET_LAPIC, change one register (`field` = tpr | spiv | lvtt | tmict | tdcr), KVM_SET_LAPIC "
+        "(kvm_apic_set_state: PPR update, timer restarted from TMCCT).",
+        ["field", "value"],
+    ),
+    "vmm_get_lapic": ({"field": "str"}, "KVM_GET_LAPIC (TMCCT computed now) and one register of it into `reads.LABEL`.", ("field",)),
+    "vmm_enable_cap": (
+        {"cap": "str", "value": "int"},
+        "KVM_ENABLE_CAP at run time (`cap` = apic_bus_cycles_ns): KVM refuses it once vCPUs exist (EINVAL, "
+        "recorded in `reads.LABEL` as 22); set `[host] apic_bus_ns` to configure it before creation.",
+        ["cap", "value"],
+    ),
 }
 COMMON_FIELDS: dict[str, str] = {"at": "duration", "vcpu": "int", "op": "str", "label": "str", "note": "str"}
-HOST_SIDE_OPS = frozenset({"reset", "save", "restore", "migrate"})  # run even while the guest halts
+HOST_SIDE_OPS = frozenset({"reset", "save", "restore", "migrate", "vmm_set_msr", "vmm_get_msr", "vmm_set_lapic", "vmm_get_lapic", "vmm_enable_cap"})
+LAPIC_FIELDS = ("tpr", "ppr", "spiv", "lvtt", "tmict", "tmcct", "tdcr", "isr", "irr", "apic_base", "ldr", "id")
+EINVAL = 22
 SHORTHANDS = {"self": 0x40000, "all": 0x80000, "others": 0xC0000}
 DEFAULT_RESTORE_ORDER = ("apic_base", "lapic", "tsc", "pv_msr", "tsc_deadline")
 RESTORE_STEP_NAMES = tuple(RESTORE_STEPS)
@@ -173,37 +205,87 @@ class ScriptRunner:
         self.ops = ops
         self.lazy_mode = lazy_mode
         self.reads: dict[str, int] = {}
+        self.faults: dict[str, int] = {}
         n = len(kernel.cfgs)
         self.waiting = [False] * n  # in HLT, until the next interrupt returns
         self.deferred: list[list[int]] = [[] for _ in range(n)]
+        # spin: (ends at ns, interrupts still to wait for (-1: none), vector (-1: any), generation)
+        self.spin: list[tuple[int, int, int, int]] = [(-1, -1, -1, 0)] * n
+        self.irqs_taken: list[dict[int, int]] = [{} for _ in range(n)]  # per vector, for handlers
         self.H_OP = self.sched.register(self._op, guest=True)
+        self.H_SPIN_END = self.sched.register(self._spin_timeout, guest=True)
         for index, op in enumerate(ops):
             self.sched.at(op.at, self.H_OP, op.vcpu, index)
 
-    def save(self) -> tuple[dict[str, int], list[bool], list[list[int]]]:
-        return dict(self.reads), list(self.waiting), [list(d) for d in self.deferred]
+    def save(self) -> tuple:
+        return dict(self.reads), dict(self.faults), list(self.waiting), [list(d) for d in self.deferred], list(self.spin), [dict(d) for d in self.irqs_taken]
 
-    def restore(self, saved: tuple[dict[str, int], list[bool], list[list[int]]]) -> None:
-        reads, waiting, deferred = saved
+    def restore(self, saved: tuple) -> None:
+        reads, faults, waiting, deferred, spin, taken = saved
         self.reads = dict(reads)
+        self.faults = dict(faults)
         self.waiting = list(waiting)
         self.deferred = [list(d) for d in deferred]
+        self.spin = list(spin)
+        self.irqs_taken = [dict(d) for d in taken]
+
+    def _busy(self, vid: int) -> bool:
+        return self.waiting[vid] or self.spin[vid][0] >= 0
 
     def _op(self, vid: int, index: int) -> None:
         op = self.ops[index]
-        if self.waiting[vid] and op.op not in HOST_SIDE_OPS:
+        if self._busy(vid) and op.op not in HOST_SIDE_OPS:
             self.deferred[vid].append(index)
             return
         self.exec_op(vid, op)
 
-    def resumed(self, vid: int) -> None:
-        """An interrupt returned: a HLT waiting in the script is over; deferred ops run next."""
-        if not self.waiting[vid]:
-            return
-        self.waiting[vid] = False
+    def _run_deferred(self, vid: int) -> None:
         pending, self.deferred[vid] = self.deferred[vid], []
         for index in pending:
             self.sched.at(self.sched.now, self.H_OP, vid, index)
+
+    def resumed(self, vid: int) -> None:
+        """An interrupt returned: a HLT waiting in the script is over, a spin may be done."""
+        end, want, _vector, gen = self.spin[vid]
+        if end >= 0 and want == 0:
+            self.spin[vid] = (-1, -1, -1, gen)
+            self._run_deferred(vid)
+            return
+        if not self.waiting[vid]:
+            return
+        self.waiting[vid] = False
+        self._run_deferred(vid)
+
+    def interrupt_taken(self, vid: int, vector: int) -> None:
+        """Counts for `spin until_irqs` and handlers' eoi_limit."""
+        taken = self.irqs_taken[vid]
+        taken[vector] = taken.get(vector, 0) + 1
+        end, want, spin_vector, gen = self.spin[vid]
+        if end >= 0 and want > 0 and (spin_vector < 0 or spin_vector == vector):
+            self.spin[vid] = (end, want - 1, spin_vector, gen)
+
+    def _spin_timeout(self, vid: int, gen: int) -> None:
+        end, _want, _vector, cur = self.spin[vid]
+        if end < 0 or gen != cur:
+            return
+        self.spin[vid] = (-1, -1, -1, cur)
+        self._run_deferred(vid)
+
+    def install_handlers(self, specs: list[Any]) -> None:
+        """[[handler]] entries: count, optionally EOI (up to eoi_limit deliveries)."""
+        for spec in specs:
+            targets = range(len(self.waiting)) if spec.vcpu is None else (spec.vcpu,)
+            for vid in targets:
+                self.cpu.handlers[vid][spec.vector] = self._handler(spec.eoi, spec.eoi_limit)
+        self.cpu.on_interrupt = self.interrupt_taken
+
+    def _handler(self, eoi: bool, limit: int) -> Any:
+        def handle(vid: int, vector: int) -> None:
+            self.sched.ev(vid, Kind.GUEST_IRQ, a=vector)
+            if eoi and (limit < 0 or self.irqs_taken[vid].get(vector, 0) <= limit):
+                self.cpu.eoi(vid)
+
+        return handle
 
     def exec_op(self, vid: int, op: ScriptOp) -> None:
         self.sched.begin(-1)
@@ -216,15 +298,26 @@ class ScriptRunner:
         now = self.sched.now
         if name == "set_next_event":
             ticks = args["delta_ticks"] if "delta_ticks" in args else args.get("delta", 0) * k.clock.khz[vid] // 8_000_000
-            self._program_deadline(vid, k.clock.tsc(vid, now) + ticks * 8)
+            # kvm_lapic_next_deadline / lapic_next_deadline: rdtsc() + (u64)delta * TSC_DIVISOR, in u64
+            self._program_deadline(vid, (k.clock.tsc(vid, now) + ticks * 8) & U64)
         elif name == "set_deadline":
             self._program_deadline(vid, args["tsc"])
         elif name == "wrmsr_tsc_deadline":
-            value = args["value"] if "value" in args else k.clock.tsc(vid, now) + k.clock.cycles(vid, args.get("delta", 0))
+            tsc = k.clock.tsc(vid, now)
+            if "value" in args:
+                value = args["value"]
+            elif "delta_cycles" in args:
+                value = (tsc + args["delta_cycles"]) & U64
+            elif "ago_cycles" in args:
+                value = max(0, tsc - args["ago_cycles"])
+            else:
+                value = tsc + k.clock.cycles(vid, args.get("delta", 0))
             cpu.wrmsr(vid, MSR_IA32_TSC_DEADLINE, value)
         elif name == "write":
-            reg = WRITABLE_REGS[args["reg"]]
-            cpu.apic_write(vid, reg, args["value"])
+            if args["reg"] == CR8:
+                cpu.write_cr8(vid, args["value"])
+            elif not cpu.apic_write(vid, WRITABLE_REGS[args["reg"]], args["value"]) and op.label:
+                self.faults[op.label] = GP_VECTOR
         elif name == "read":
             value = self._read(vid, args["reg"])
             if op.label:
@@ -233,10 +326,27 @@ class ScriptRunner:
             ok = cpu.wrmsr(vid, args["msr"], args["value"])
             if op.label:
                 self.reads[op.label] = int(ok)
+                if not ok:
+                    self.faults[op.label] = GP_VECTOR
         elif name == "rdmsr":
             value = cpu.rdmsr(vid, args["msr"])
             if op.label:
                 self.reads[op.label] = -1 if value is None else value
+                if value is None:
+                    self.faults[op.label] = GP_VECTOR
+        elif name == "nop":
+            pass
+        elif name == "spin":
+            gen = self.spin[vid][3] + 1
+            if "for" in args:
+                end = now + args["for"]
+                self.spin[vid] = (end, -1, -1, gen)
+            else:
+                end = now + args.get("timeout", 1_000_000_000)
+                self.spin[vid] = (end, args["until_irqs"], args.get("vector", -1), gen)
+            self.sched.at(end, self.H_SPIN_END, vid, gen)
+        elif name == "int":
+            cpu.software_interrupt(vid, args["vector"])
         elif name in ("pv_enable", "pv_disable"):
             if not self.lazy_mode:
                 self.sched.ev(vid, Kind.NOTE, a=NOTE_CLASSIC_SKIPS_PV)
@@ -284,6 +394,22 @@ class ScriptRunner:
             k.hrtimer_start(vid, args["name"], now + args.get("delta", 0))
         elif name == "hrtimer_cancel":
             k.hrtimer_cancel(vid, args["name"])
+        elif name == "vmm_set_msr":
+            ok = self.vmm.host.set_msr(vid, args["msr"], args["value"], True)
+            if op.label:
+                self.reads[op.label] = int(ok)
+        elif name == "vmm_get_msr":
+            value = self.vmm.host.get_msr(vid, args["msr"])
+            if op.label:
+                self.reads[op.label] = -1 if value is None else value
+        elif name == "vmm_set_lapic":
+            self.vmm.set_lapic_field(vid, args["field"], args["value"])
+        elif name == "vmm_get_lapic":
+            if op.label:
+                self.reads[op.label] = self.vmm.get_lapic_field(vid, args["field"])
+        elif name == "vmm_enable_cap":
+            if op.label:
+                self.reads[op.label] = EINVAL  # kvm_vm_ioctl_enable_cap: vCPUs already created
         if name not in ("sti", "sti_hlt"):
             cpu.instruction_done(vid)
 
@@ -303,7 +429,12 @@ class ScriptRunner:
             return value
         if reg in STATE_READS:
             a = cpu.apic.s[vid]
-            value = {"irr": a.irr, "isr": a.isr, "tmr": a.tmr, "if": int(cpu.s[vid].if_flag)}[reg]
+            if reg == "tsc":
+                value = self.k.clock.tsc(vid, self.sched.now)  # RDTSC: not intercepted
+            elif reg == "cr8":
+                value = (a.tpr >> 4) & 0xF  # kvm_lapic_get_cr8
+            else:
+                value = {"irr": a.irr, "isr": a.isr, "tmr": a.tmr, "if": int(cpu.s[vid].if_flag)}[reg]
             self.sched.ev(vid, Kind.LAPIC_READ, a=REG_STATE[reg], b=value & ((1 << 63) - 1))
             return value
         if reg in MSR_READS:

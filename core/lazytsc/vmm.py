@@ -183,6 +183,54 @@ class Vmm:
                 self.sched.ev(vid, Kind.VMM_RESTORE, a=code, b=saved.pv_msr)
                 self.host.set_msr(vid, MSR_KVM_LAZY_TSCDEADLINE, saved.pv_msr, True)
 
+    # ---- KVM_GET_LAPIC / KVM_SET_LAPIC of one register --------------------------------------------
+    def get_lapic_field(self, vid: int, name: str) -> int:
+        """kvm_apic_get_state(): the register file, TMCCT computed now."""
+        a = self.apic.s[vid]
+        t = self.timer.s[vid]
+        values = {
+            "tpr": a.tpr,
+            "ppr": self.apic.update_ppr(vid),
+            "spiv": a.spiv,
+            "lvtt": a.lvt[0x320],
+            "tmict": t.tmict,
+            "tmcct": self.timer.read_tmcct(vid),
+            "tdcr": t.tdcr,
+            "isr": a.isr & ((1 << 63) - 1),
+            "irr": a.irr & ((1 << 63) - 1),
+            "apic_base": a.apic_base,
+            "ldr": self.apic.read(vid, 0xD0) or 0,
+            "id": self.apic.read(vid, 0x20) or 0,
+        }
+        return values[name]
+
+    def set_lapic_field(self, vid: int, name: str, value: int) -> None:
+        """KVM_GET_LAPIC, one register changed, KVM_SET_LAPIC (kvm_apic_set_state)."""
+        saved = SavedVcpu(
+            apic=self.apic.s[vid].clone(),
+            tmict=self.timer.s[vid].tmict,
+            tdcr=self.timer.s[vid].tdcr,
+            tmcct=self.timer.read_tmcct(vid),
+            tsc=0,
+            tsc_deadline=0,
+            apic_base=self.apic.s[vid].apic_base,
+            pv_msr=0,
+            memory={},
+        )
+        if name == "tpr":
+            saved.apic.tpr = value & 0xFF
+        elif name == "spiv":
+            saved.apic.spiv = value & 0x3FF
+        elif name == "lvtt":
+            saved.apic.lvt[0x320] = value
+        elif name == "tmict":
+            saved.tmict = value & 0xFFFFFFFF
+        elif name == "tdcr":
+            saved.tdcr = value & 0xB
+        self.sched.ev(vid, Kind.VMM_RESTORE, a=RESTORE_STEPS["lapic"], b=value)
+        self.set_lapic_state(vid, saved)
+        self.run.request_event(vid)
+
     def set_lapic_state(self, vid: int, saved: SavedVcpu) -> None:
         """kvm_apic_set_state(): registers, cancel, apic_update_lvtt, __start_apic_timer(TMCCT)."""
         a = self.apic.s[vid]
