@@ -125,7 +125,7 @@ def test_perf_kvm_stat_table_shows_a_message_not_an_empty_timeline(make_window, 
 def test_trace_with_one_vcpu_draws_only_it_with_its_id_and_fits_the_data(make_window, qtbot):
     """A real trace with data only on vCPU 3 (lore.kernel.org excerpt): one lane group, "vCPU 3", on screen."""
     win = make_window("lazy")
-    open_file(qtbot, win, DATA / "lore_vmx_nested_io_instruction.txt")
+    open_file(qtbot, win, TRACES / "real" / "lore_vmx_nested_io_instruction.txt")
     tl = win.timeline
     lanes = [p for p in tl.plots if p.kind == "lanes"]
     assert [p.vcpu for p in lanes] == [3]
