@@ -581,7 +581,7 @@ class TimelineWidget(QtWidgets.QWidget):
                 plot.addItem(line, ignoreBounds=True)
                 setattr(info, line_kind, line)
         self.ruler_box.setLimits(xMin=-pad, xMax=end + pad, minXRange=1e-9)
-        height = sum((len(p.row_names) * ROW_PX + 10) if p.kind == "lanes" else DEADLINE_PX for p in self.plots) + (60 if self._show_legend else 10)
+        height = sum(p.plot.minimumHeight() for p in self.plots) + (60 if self._show_legend else 10)
         self.glw.setMinimumHeight(height)
         self._rebuild_measure()
         self._rebuild_bookmarks()
@@ -624,8 +624,9 @@ class TimelineWidget(QtWidgets.QWidget):
         axis = plot.getAxis("left")
         axis.setTicks([[(i + 0.5, labels[r]) for i, r in enumerate(names)], []])
         axis.setStyle(tickLength=0)
-        plot.setMinimumHeight(n * ROW_PX + 10)
-        plot.setMaximumHeight(n * ROW_PX * 1.6 + 10)  # a few rows must not stretch over the whole view
+        label_px = self.fontMetrics().horizontalAdvance(title) + 16  # the group's name, written upwards
+        plot.setMinimumHeight(max(n * ROW_PX + 10, label_px))
+        plot.setMaximumHeight(max(n * ROW_PX * 1.6 + 10, label_px))  # a few rows must not stretch over the whole view
         y = {r: i + 0.5 for i, r in enumerate(names)}
         base = {r: i for i, r in enumerate(names)}
         rows: dict[str, list[Track]] = {}
