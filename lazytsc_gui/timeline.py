@@ -1095,7 +1095,7 @@ class TimelineWidget(QtWidgets.QWidget):
             name, t = self._bookmarks[i]
             line = pg.InfiniteLine(
                 pos=t, angle=90, movable=True, pen=pg.mkPen(th.color("bookmark"), width=2),
-                label=f"⚑ {name}", labelOpts=self._label_opts(th.marks["bookmark"], left=False, position=0.78 if rank % 2 == 0 else 0.4),
+                label=f"⚑ {name}", labelOpts=self._label_opts(th.marks["bookmark"], left=False, position=0.86 if rank % 2 == 0 else 0.62),
             )
             line.setHoverPen(pg.mkPen(th.color("bookmark"), width=4))
             line.setZValue(40)
@@ -1233,7 +1233,7 @@ class TimelineWidget(QtWidgets.QWidget):
         for j, label in enumerate(("A", "B")):
             role = "measure_a" if j == 0 else "measure_b"
             pen = pg.mkPen(th.color(role), width=1.5, style=QtCore.Qt.PenStyle.DashLine)
-            line = pg.InfiniteLine(pos=self._measure_pos[j], angle=90, movable=True, pen=pen, label=label, labelOpts=self._label_opts(th.marks[role], left=j == 0, position=0.25))
+            line = pg.InfiniteLine(pos=self._measure_pos[j], angle=90, movable=True, pen=pen, label=label, labelOpts=self._label_opts(th.marks[role], left=j == 0, position=0.62))
             line.setHoverPen(pg.mkPen(th.color(role), width=3))
             line.setZValue(60)
             line.sigPositionChanged.connect(lambda ln, which=j: self._measure_moved(which, ln))

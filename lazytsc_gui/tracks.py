@@ -343,8 +343,8 @@ class MarkTrack(Track):
             if not len(cols):
                 return
             lv = levels_for(counts[cols])
-            if self.flag:  # a rare, important mark shows at full strength, even alone in its column
-                lv = np.full(len(lv), len(LEVELS) - 1)
+            if self.flag:  # a rare, important mark shows strongly, even alone in its column
+                lv = np.maximum(lv, len(LEVELS) - 2)
             if self.binned_band is not None:
                 yc = g.py(self.binned_band[0])
                 h = min(abs(self.binned_band[1] * g.sy), self.max_px)
