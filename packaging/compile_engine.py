@@ -7,11 +7,11 @@
 The modules are lazytsc.engine_build.COMPILED_MODULES: one extension each beside its
 .py file in core/lazytsc/, the shared library lazytsc/_engine__mypyc, and a stamp with
 the digest of the sources compiled (an edited source makes the build stale: lazytsc then
-runs the pure-Python modules and says so). Needs a C compiler and mypyc (the `compile`
-extra: `pip install -e '.[compile]'`). Without either it prints why and exits 0 -- the
-pure-Python engine runs, with the same results, slower. A build that fails with both
-present is a defect (a type error mypyc rejects): it prints the log's tail and exits 1.
-Last line printed: which engine runs.
+runs the pure-Python modules and says so). Needs a C compiler, Python's headers and
+mypyc (the `compile` extra: `pip install -e '.[compile]'`). Without one of them it prints
+why and exits 0 -- the pure-Python engine runs, with the same results, slower. A build
+that fails with all three present is a defect (a type error mypyc rejects): it prints
+the log's tail and exits 1. Last line printed: which engine runs.
 """
 
 from __future__ import annotations
@@ -47,6 +47,18 @@ def c_compiler() -> str | None:
     cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     words = shlex.split(cc)
     return shutil.which(words[0]) if words else None
+
+
+def missing_toolchain() -> str:
+    """Why the engine cannot be compiled here ("" when it can): compiler, headers, mypyc."""
+    if c_compiler() is None:
+        return "no C compiler found; install gcc for the compiled engine"
+    include = sysconfig.get_paths().get("include", "")
+    if not (Path(include) / "Python.h").exists():
+        return f"no Python headers ({include}/Python.h); install python3-dev for the compiled engine"
+    if importlib.util.find_spec("mypyc") is None:
+        return "mypyc not installed: pip install -e '.[compile]'"
+    return ""
 
 
 def clean(eb) -> None:
@@ -107,11 +119,9 @@ def main(argv: list[str] | None = None) -> int:
     if usable and not args.force:
         print("engine: compiled (mypyc), up to date")
         return 0
-    if c_compiler() is None:
-        print("engine: pure Python (no C compiler found; install gcc for the compiled engine)")
-        return 0
-    if importlib.util.find_spec("mypyc") is None:
-        print("engine: pure Python (mypyc not installed: pip install -e '.[compile]')")
+    missing = missing_toolchain()
+    if missing:
+        print(f"engine: pure Python ({missing})")
         return 0
     print(f"compile_engine: {why}; compiling {len(eb.COMPILED_MODULES)} modules with mypyc (about a minute) ...", flush=True)
     start = time.monotonic()

@@ -100,10 +100,10 @@ def script(*ops: dict) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`pure_engine` tests replace engine methods to instrument them: a compiled class's
-    methods cannot be replaced, so they run in the pure-Python pass of `make test`."""
+    methods cannot be replaced, so they run on the pure-Python engine (`make test` runs it)."""
     if engine_kind() != "compiled":
         return
-    skip = pytest.mark.skip(reason="instruments engine internals: runs with LAZYTSC_ENGINE=pure (make test's pure pass)")
+    skip = pytest.mark.skip(reason="instruments engine internals: runs on the pure-Python engine (LAZYTSC_ENGINE=pure, as make test runs)")
     for item in items:
         if item.get_closest_marker("pure_engine"):
             item.add_marker(skip)

@@ -1,105 +1,130 @@
 """The compiled (mypyc) engine and the pure-Python one are the same engine.
 
 Same scenario + seed => byte-identical event log (DESIGN.md section 7), whichever build
-runs: the digests of the pure-Python modules (a subprocess with LAZYTSC_ENGINE=pure)
-must equal those of this process's engine on every built-in scenario in both modes, and
-checkpoints of compiled classes must clone, pickle and replay. Skipped (with the reason)
-when no compiled build is present; `make test` builds one when a C compiler exists.
+runs: a child process per build (LAZYTSC_ENGINE=pure / =compiled) runs every built-in
+scenario in both modes and a checkpoint round trip (save_state, pickle, restore_state,
+run on) and a debugger session's far jumps; the two builds must report the same digests.
+The rest of the suite runs on whichever build this process has (`make test`: pure).
+
+When no compiled build is current, the fixture builds one (packaging/compile_engine.py:
+a no-op when up to date); it skips, saying why, only without a C compiler, Python's headers or mypyc.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import pickle
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from lazytsc import engine_build
-from lazytsc.debugger import Session
-from lazytsc.engine import Engine
-from lazytsc.resources import builtin_scenario, builtin_scenarios
-from lazytsc.scenario import load_scenario
+from lazytsc.resources import builtin_scenarios
+from lazytsc_testkit import LONG_BUILTINS
 
-COMPILED = engine_build.engine_kind() == "compiled"
-needs_compiled = pytest.mark.skipif(not COMPILED, reason=f"compiled engine not running ({engine_build.describe()})")
+ROOT = Path(__file__).resolve().parents[1]
+COMPILE = ROOT / "packaging" / "compile_engine.py"
 
 # Every built-in but the long runs (tcp_rr_full is tcp_rr's model, longer), at most 20 ms each.
 CAP_NS = 20_000_000
-NAMES = sorted(n for n in builtin_scenarios() if n != "tcp_rr_full")
+NAMES = sorted(set(builtin_scenarios()) - LONG_BUILTINS)
 
-DIGESTS = """
-import json, sys
+RUNS = """
+import json, pickle, sys
 from lazytsc import engine_build
+from lazytsc.debugger import Session
 from lazytsc.engine import Engine
 from lazytsc.resources import builtin_scenario
 from lazytsc.scenario import load_scenario
+
+def scenario(name, cap):
+    sc = load_scenario(builtin_scenario(name))
+    sc.run.duration_ns = min(sc.run.duration_ns, cap)
+    return sc
+
 out = {"kind": engine_build.engine_kind()}
 for name in sys.argv[2:]:
-    sc = load_scenario(builtin_scenario(name))
-    sc.run.duration_ns = min(sc.run.duration_ns, int(sys.argv[1]))
+    sc = scenario(name, int(sys.argv[1]))
     for mode in ("classic", "lazy"):
         e = Engine(sc, mode)
         e.run()
         out[f"{name}/{mode}"] = [len(e.log), e.log.digest()]
+
+# a checkpoint of the engine's classes, through pickle, replays the uninterrupted run
+sc = scenario("tcp_rr", 5_000_000)
+ref = Engine(sc, "lazy")
+ref.run()
+e = Engine(sc, "lazy")
+e.run(max_events=2_000)
+state = e.save_state()
+e.run(max_events=3_000)
+e.restore_state(pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
+restored_len = len(e.log)
+e.run()
+out["checkpoint"] = [restored_len == state.log_len, e.log.digest() == ref.log.digest(), ref.log.digest()]
+
+# a session: far jumps both ways and a step back land where asked, the log stays the run's
+s = Session(sc, "lazy")
+s.run(breakpoints=[])
+total, digest = s.total, s.log.digest()
+s.goto(total // 3)
+s.step_back()
+back = s.position
+s.goto(total - 2)
+far = s.position
+s.goto(total)
+out["session"] = [total, back == total // 3 - 1, far == total - 2, s.log.digest() == digest, digest]
 print(json.dumps(out))
 """
 
 
-def digests(env: dict[str, str] | None, names: list[str]) -> dict:
+def run_build(kind: str, names: list[str]) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-c", DIGESTS, str(CAP_NS), *names],
-        env={**os.environ, **(env or {})},
+        [sys.executable, "-c", RUNS, str(CAP_NS), *names],
+        env={**os.environ, engine_build.ENV: kind},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@needs_compiled
-def test_compiled_and_pure_logs_are_byte_identical_on_every_builtin():
-    pure = digests({engine_build.ENV: "pure"}, NAMES)
-    compiled = digests({engine_build.ENV: "compiled"}, NAMES)
+def _toolchain_missing() -> str:
+    """Why no compiled engine can be built here ("" when it can): compile_engine's check."""
+    spec = importlib.util.spec_from_file_location("_compile_engine", COMPILE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.missing_toolchain()
+
+
+@pytest.fixture(scope="module")
+def compiled_build() -> None:
+    """A current compiled build: the one present, else built now; skip only if none can be."""
+    usable, why = engine_build.compiled_build_state()
+    if usable:
+        return
+    missing = _toolchain_missing()
+    if missing:
+        pytest.skip(f"compiled engine not testable: {missing}")
+    proc = subprocess.run([sys.executable, str(COMPILE)], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert proc.returncode == 0, f"compiling the engine failed ({why}):\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}"
+    usable, why = engine_build.compiled_build_state()
+    assert usable, why
+
+
+def test_compiled_and_pure_engines_log_byte_identical_events(compiled_build):
+    pure = run_build("pure", NAMES)
+    compiled = run_build("compiled", NAMES)
     assert pure.pop("kind") == "pure" and compiled.pop("kind") == "compiled"
-    assert len(pure) == 2 * len(NAMES)
+    assert len(pure) == 2 * len(NAMES) + 2
     for key, value in pure.items():
         assert compiled[key] == value, key
-
-
-@needs_compiled
-def test_compiled_checkpoints_clone_pickle_and_replay_identically():
-    """save_state/restore_state on compiled classes: restoring a checkpoint (also one that
-    went through pickle) and running on gives the log of the uninterrupted run."""
-    sc = load_scenario(builtin_scenario("tcp_rr"))
-    sc.run.duration_ns = 5_000_000
-    ref = Engine(sc, "lazy")
-    ref.run()
-    e = Engine(sc, "lazy")
-    e.run(max_events=2_000)
-    state = e.save_state()
-    e.run(max_events=3_000)
-    e.restore_state(pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)))
-    assert len(e.log) == state.log_len
-    e.run()
-    assert e.log.digest() == ref.log.digest()
-
-
-@needs_compiled
-def test_session_far_goto_and_step_back_on_the_compiled_engine():
-    sc = load_scenario(builtin_scenario("tcp_rr"))
-    sc.run.duration_ns = 5_000_000
-    s = Session(sc, "lazy")
-    s.run(breakpoints=[])
-    total, digest = s.total, s.log.digest()
-    s.goto(total // 3)
-    s.step_back()
-    s.goto(total - 2)
-    assert s.position == total - 2
-    s.goto(total)
-    assert s.log.digest() == digest
+    assert compiled["checkpoint"][:2] == [True, True]  # restored at its length, replayed the same
+    assert compiled["session"][1:4] == [True, True, True]
 
 
 def test_engine_choice_is_reported_and_can_be_forced_pure():
@@ -116,10 +141,9 @@ def test_version_names_the_engine():
     assert out.startswith("lazytsc ") and engine_build.describe() in out
 
 
-def test_stale_build_is_detected_from_the_sources(monkeypatch):
+def test_stale_build_is_detected_from_the_sources(compiled_build, monkeypatch):
     """An extension built from other sources would run old code: the stamp must match."""
-    if not engine_build.built_extensions():
-        pytest.skip("no compiled build to check")
+    assert engine_build.compiled_build_state() == (True, "")
     monkeypatch.setattr(engine_build, "source_digest", lambda: "0" * 64)
     usable, why = engine_build.compiled_build_state()
     assert not usable and "out of date" in why

@@ -118,12 +118,23 @@ def test_published_columns_only_at_the_published_scale():
     assert at_published_scale(classic(10_000_000), "tcp_rr", "v3")
 
 
+def test_tcp_rr_full_is_tcp_rr_longer():
+    """The seed's scale changes only how long the calibrated tcp_rr model runs: same host,
+    vCPUs, seed, variant and workload parameters as tcp_rr.toml."""
+    full = load_scenario(builtin_scenario("tcp_rr_full"))
+    short = load_scenario(builtin_scenario("tcp_rr"))
+    assert full.run.duration_ns > 100 * short.run.duration_ns
+    full.run.duration_ns = short.run.duration_ns
+    assert full.run == short.run
+    assert full.workload == short.workload and full.workload[0] == "tcp_rr"
+    assert (full.mode, full.script, full.handlers) == (short.mode, short.script, short.handlers)
+
+
 def test_tcp_rr_full_runs_at_the_seeds_scale():
     """Its duration makes about the seed's 12,617,503 classic exits: the tcp_rr model's exit
     rate is steady, so 1/200 of the run predicts the whole within a few percent."""
     sc = load_scenario(builtin_scenario("tcp_rr_full"))
     full_ns = sc.run.duration_ns
-    assert sc.workload[0] == "tcp_rr" and sc.run.vcpus == load_scenario(builtin_scenario("tcp_rr")).run.vcpus
     part = full_ns // 200
     sc.run.duration_ns = part
     exits = run_mode(sc, "classic").summary["exits"]["total"]

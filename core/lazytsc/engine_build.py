@@ -9,7 +9,7 @@ and every run logs byte-identical events either way (tests/test_compiled_engine.
 
 `select()` runs when `lazytsc` is imported, before any engine module is. The pure-Python
 sources are used instead of the extensions when
-  - LAZYTSC_ENGINE=pure is set (what the pure-Python test pass and the comparisons use), or
+  - LAZYTSC_ENGINE=pure is set (what `make test` and the comparisons use), or
   - the stamp does not match the sources (a module was edited after compiling: the
     extension would run old code) -- then once, on stderr, it says so.
 LAZYTSC_ENGINE=compiled makes a missing or stale build an ImportError instead.
