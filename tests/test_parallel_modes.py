@@ -80,6 +80,18 @@ def test_a_parallel_run_keeps_the_event_limit():
         raise AssertionError("no limit")
 
 
+def test_a_parallel_run_reports_the_error_a_sequential_run_reports():
+    """The first mode's stop is the one reported, even when a later mode's process stops
+    sooner (here at once: no such mode) -- the output does not depend on which is faster."""
+    sc = tcp_rr(20_000_000)
+    try:
+        run_parallel(sc, ("classic", "no-such-mode"), 30_000)
+    except ModeRunError as exc:
+        assert str(exc).startswith("the classic run reached the limit of 30,000 events"), str(exc)
+    else:
+        raise AssertionError("no limit")
+
+
 def test_progress_on_a_pipe_is_one_line_per_quarter():
     out = io.StringIO()
     p = ModesProgress(["classic", "lazy"], out)

@@ -99,28 +99,38 @@ def run_parallel(
 ) -> dict[str, ModeResult]:
     """Every mode in its own process at once; results keyed by mode, in `modes` order.
 
-    Raises ModeRunError when a run stops (its event limit, an error, a dead process)."""
+    Raises ModeRunError when a run stops (its event limit, an error, a dead process): the
+    error of the first such mode in `modes` order, once every mode before it has finished --
+    what a run one mode after the other reports, whichever process stops first."""
     ctx = _context()
     out = ctx.Queue()
     procs = {mode: ctx.Process(target=_worker, args=(scenario, mode, max_events, out), name=f"lazytsc-{mode}") for mode in modes}
     results: dict[str, ModeResult] = {}
+    errors: dict[str, str] = {}
     try:
         for p in procs.values():
             p.start()
-        while len(results) < len(modes):
+        while True:
+            for mode in modes:  # the sequential order decides which error is reported
+                if mode in errors:
+                    raise ModeRunError(errors[mode])
+                if mode not in results:
+                    break
+            else:
+                break  # every mode done
             try:
                 msg = out.get(timeout=0.5)
             except queue_mod.Empty:
-                dead = [m for m, p in procs.items() if m not in results and not p.is_alive() and p.exitcode not in (None, 0)]
-                if dead:
-                    raise ModeRunError(f"the {dead[0]} run's process died (exit code {procs[dead[0]].exitcode})") from None
+                for m, p in procs.items():
+                    if m not in results and m not in errors and not p.is_alive() and p.exitcode not in (None, 0):
+                        errors[m] = f"the {m} run's process died (exit code {p.exitcode})"
                 continue
             if msg[0] == "progress" and progress is not None:
                 progress(*msg[1:])
             elif msg[0] == "done":
                 results[msg[1]] = msg[2]
             elif msg[0] == "error":
-                raise ModeRunError(msg[2])
+                errors[msg[1]] = msg[2]
         for p in procs.values():
             p.join()
     finally:
