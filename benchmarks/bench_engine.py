@@ -141,7 +141,7 @@ def seed_scale(smoke: bool) -> list[Row]:
     if smoke:
         scenario.run.duration_ns = full // 4000
     start_wall, start_cpu = time.monotonic(), time.process_time()
-    results = run_parallel(scenario, ("classic", "lazy"))
+    results = run_parallel(scenario, ("classic", "lazy"), None)  # the full log: no event limit
     wall = time.monotonic() - start_wall
     parent_cpu = time.process_time() - start_cpu
     classic, lazy = results["classic"], results["lazy"]
