@@ -49,3 +49,25 @@ def test_the_model_keeps_no_wide_column_and_its_cells_are_the_events(qtbot):
     value = log.event(model.event_at(0)).a
     assert model.count_matches(hex(value)) >= 1 and model.count_matches("spurious") >= 0
     assert not WIDE & set(log._cache), sorted(log._cache)
+
+
+def test_a_wide_event_table_gives_its_spare_width_to_the_exit_and_value_columns(qtbot):
+    """No cell is elided beside empty space: at 1400 px the columns fill the viewport and
+    the longest sub-reason fits; a column the user drags keeps its width."""
+    from lazytsc_gui.events_panel import EventTable
+
+    model = EventsModel()
+    model.set_log(_run(500).log)
+    table = EventTable(model)
+    qtbot.addWidget(table)
+    table.resize(1400, 300)
+    table.show()
+    qtbot.waitExposed(table)
+    widths = [table.columnWidth(c) for c in range(model.columnCount())]
+    assert abs(sum(widths) - table.viewport().width()) <= 5
+    exit_col = 4
+    assert widths[exit_col] >= table.fontMetrics().horizontalAdvance("msr-write / pv-lazy-tscdeadline")
+    table.setColumnWidth(exit_col, 90)
+    table.resize(1500, 300)
+    qtbot.waitUntil(lambda: table.viewport().width() > 1400)
+    assert table.columnWidth(exit_col) == 90
