@@ -24,7 +24,7 @@ from ..taxonomy import (
     msr_sub_for,
 )
 from . import reasons
-from .accounting import SUB_BASE, UNKNOWN_VCPU, TraceAccounting
+from .accounting import SUB_BASE, UNKNOWN_VCPU, TraceAccounting, spans_of
 from .tracedat import TraceDat
 
 
@@ -275,7 +275,7 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
             ent = entry["index"][entry["vcpu_id"] == v] if "vcpu_id" in entry else np.zeros(0, np.int64)
             nxt = np.searchsorted(ent, exits["index"][halt & (vx == v)])
             t_w = np.where(nxt < len(ent), t_all[ent[np.minimum(nxt, max(len(ent) - 1, 0))]] if len(ent) else -1, -1)
-            acc.halts.setdefault(int(v), []).extend(zip(t_h.tolist(), t_w.tolist(), strict=True))
+            spans_of(acc.halts, int(v)).extend_arrays(t_h, t_w)
     if acc.rows is not None:
         _rows(acc, t_all, exits, code, sub, vx, raw_idx, raw_names, msr, vm, msr_paired, is_write,
               (exit_ecx, exit_data, exit_fault))
