@@ -179,6 +179,7 @@ class TraceAccounting:
         self.untimed_lines = 0
         self.continuation_lines = 0
         self.overlong_lines = 0
+        self.bulk_lines = 0  # lines the block path read (the rest: the per-line loop)
         self.vcpu_alias: dict[int, int] = {}
         # host thread -> provisional vCPU id, until the thread's first kvm_entry
         self.thread_provisional: dict[str, int] = {}

@@ -115,12 +115,13 @@ class Source:
         for chunk in self.chunks(BLOCK_BYTES):
             yield chunk if isinstance(chunk, list) else chunk_lines(chunk)
 
-    def chunks(self, size: int = CHUNK_BYTES, front: bytes = b"", back: bytes = b"") -> Iterator[bytes | list[str]]:
+    def chunks(self, size: int | None = None, front: bytes = b"", back: bytes = b"") -> Iterator[bytes | list[str]]:
         """The text in file order as bytes of whole lines (each ending in a newline, about
         `size` bytes, between `front` and `back`), or as a list of lines already decoded:
         [OVERLONG] where a line longer than MAX_LINE_BYTES was skipped unread, and a last
         line without a newline. Only the bytes yielded stay referenced while the caller
         holds them (memory is a small multiple of `size`)."""
+        size = size or CHUNK_BYTES
         carry = b""
         skipping = False
         pending = self.head

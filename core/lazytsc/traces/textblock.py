@@ -389,7 +389,9 @@ def parse_block(padded: bytes, tables: Tables, dispatch: dict[str, int], known: 
     edges = _edges(a)
     tok_s, tok_e = edges[0::2], edges[1::2]
     n_tok = len(tok_s)
-    top = max(n_tok - 1, 0)
+    if not n_tok:
+        return None  # blank lines only
+    top = n_tok - 1
     first = np.searchsorted(tok_s, starts).astype(np.int32)
     last = np.empty(n, dtype=np.int32)  # one past the line's last token
     last[:-1] = first[1:]

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .importer import Scanner
 
 INT64_MAX = (1 << 63) - 1
+_T_INF = 1 << 63  # the scanner's time before the first line
 # the padding parse_block wants around a chunk (Source.chunks front/back)
 PADDING = {"front": b"\n" * TB.FRONT, "back": b"\n" * TB.BACK}
 _EV = (TB.EV_EXIT, TB.EV_ENTRY, TB.EV_MSR, TB.EV_ACCEPT, TB.EV_INJ, TB.EV_EOI, TB.EV_IPI,
@@ -335,6 +336,7 @@ class Columns:
         f1, f2, f3 = blk.f1[i:j], blk.f2[i:j], blk.f3[i:j]
         line = np.arange(sc.lineno + 1, sc.lineno + 1 + m, dtype=np.int64)
         sc.lineno += m
+        acc.bulk_lines += m
         known = code > 0
         sc.last_ev = True
         sc.last_known = bool(known[-1])
@@ -352,9 +354,11 @@ class Columns:
         # -- time ------------------------------------------------------------------------------
         tt = t[kn]
         sc.nonmono += int(np.count_nonzero(tt[1:] < tt[:-1])) + (1 if int(tt[0]) < sc.prev else 0)
+        # the per-line loop's tmin is the least time so far and max(tmax, prev) the
+        # greatest: the same here (the time before the run included)
         lo, hi = int(tt.min()), int(tt.max())
         sc.tmin = min(sc.tmin, lo)
-        sc.tmax = max(sc.tmax, hi)
+        sc.tmax = max(sc.tmax, hi, sc.prev if sc.prev != _T_INF else -1)
         sc.prev = int(tt[-1])
         counts = np.bincount(code[kn], minlength=10)
         for c, n in enumerate(counts.tolist()):
