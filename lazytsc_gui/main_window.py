@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 from lazytsc.accounting import summarize
 from lazytsc.resources import DEFAULT_SCENARIO, builtin_scenarios, icon_path
-from lazytsc.scenario import Scenario, atomic_write_text, with_bookmarks
+from lazytsc.scenario import (
+    Scenario,
+    TomlEditError,
+    atomic_write_text,
+    with_bookmarks,
+    with_breakpoints,
+)
 from lazytsc.taxonomy import HAZARD_KINDS
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -23,7 +29,7 @@ from .breakpoints_panel import BreakpointsPanel
 from .compare import CompareView, Side, what_if_headline
 from .controller import DebugController
 from .demos import demos, explanation
-from .document import RunDocument, TraceDocument, build_log, looks_like_scenario
+from .document import RunDocument, TraceDocument, build_log, looks_like_scenario, what_if_data
 from .editor import NEW_SCENARIO, ScenarioEditor
 from .events_panel import EventsPanel, HazardsPanel
 from .exits_panel import ExitsPanel
@@ -34,13 +40,7 @@ from .scenario_io import check_text, read_scenario_file
 from .settings import Settings
 from .state_panel import StatePanel
 from .timeline import TimelineWidget
-from .timeline_data import build_timeline_data
 from .worker import TaskRunner
-
-try:  # structural TOML editing of [[breakpoint]] tables (lazytsc.scenario, newer builds)
-    from lazytsc.scenario import with_breakpoints
-except ImportError:  # pragma: no cover - older engine package
-    with_breakpoints = None
 
 Qt = QtCore.Qt
 MB = QtWidgets.QMessageBox
@@ -372,6 +372,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _wire(self) -> None:
         c = self.controller
         c.documentChanged.connect(self._doc_changed)
+        c.documentGrew.connect(lambda _doc: self.timeline.data_grew())
         c.positionChanged.connect(self._position_changed)
         c.selectionChanged.connect(self._selection_changed)
         c.vcpuChanged.connect(self._vcpu_changed)
@@ -386,6 +387,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.vcpuClicked.connect(c.set_vcpu)
         self.timeline.contextRequested.connect(self._timeline_menu)
         self.timeline.measureChanged.connect(self._measure_changed)
+        self.timeline.markerAdded.connect(lambda name, t: c.add_bookmark(name, int(round(t * 1e9))))
+        self.timeline.markerRemoved.connect(c.remove_bookmark)
+        self.timeline.markerRenamed.connect(lambda i, name: self._edit_bookmark(i, name=name))
+        self.timeline.markerMoved.connect(lambda i, t: self._edit_bookmark(i, at=int(round(t * 1e9)), event=None))
+        self.runner.progress.connect(self.compare.set_progress)
         self.timeline.measureChanged.connect(self.range_panel.set_measure)
         self.state_panel.watchRequested.connect(self._watch_requested)
         c.refused.connect(self._run_refused)
@@ -472,17 +478,18 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================== files
     def _ask_save(self) -> bool:
         """Unsaved editor changes: Save / Discard / Cancel. True when it is fine to go on."""
-        if getattr(self, "_unsaved_breakpoints", False) and not self.editor.is_modified():
+        if getattr(self, "_unsaved_marks", False) and not self.editor.is_modified():
             answer = MB.question(
                 self,
-                "Unsaved breakpoints",
-                "Breakpoints were changed in the panel but are not in the scenario text. Discard them?",
+                "Unsaved breakpoints or bookmarks",
+                "Breakpoints or bookmarks were changed but could not be written into the scenario text"
+                " (it does not parse). Discard those changes?",
                 MB.StandardButton.Discard | MB.StandardButton.Cancel,
                 MB.StandardButton.Cancel,
             )
             if answer != MB.StandardButton.Discard:
                 return False
-            self._unsaved_breakpoints = False
+            self._unsaved_marks = False
             return True
         if not self.editor.is_modified():
             return True
@@ -799,15 +806,16 @@ class MainWindow(QtWidgets.QMainWindow):
         comparing = self.tabs.widget(index) is self.compare
         side = tuple(self.docks)
         if comparing:
-            self._side_visible = {d: d.isVisible() for d in side}
+            # saveState/restoreState, not hide/show: shown again, docks would get
+            # default sizes (the exit table shrank to three rows)
+            self._side_state = self.saveState()
             for d in side:
                 d.hide()
             if self.compare.a is None:
                 self.run_compare()
-        elif getattr(self, "_side_visible", None):
-            for d, visible in self._side_visible.items():
-                d.setVisible(visible)
-            self._side_visible = None
+        elif getattr(self, "_side_state", None) is not None:
+            self.restoreState(self._side_state)
+            self._side_state = None
 
     def run_compare(self, force: bool = False) -> None:
         doc = self.controller.doc
@@ -864,12 +872,7 @@ class MainWindow(QtWidgets.QMainWindow):
         def job(j):
             j.report(-1.0, "what-if replay")
             w = whatif.what_if(doc.result)
-            datas = {}
-            khz = [w.calibration.tsc_khz] * max(1, len(w.vcpus))
-            for m, log in w.logs.items():
-                cols = {n: log.column(n) for n in ("time", "vcpu", "kind", "exit", "a", "b", "parent")}
-                datas[m] = build_timeline_data(cols, max(1, len(w.vcpus)), khz)
-            return w, datas
+            return w, what_if_data(w)
 
         def done(result) -> None:
             w, datas = result
@@ -898,7 +901,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.timeline.clear()
             return
         label = f"<b>{html.escape(doc.title)}</b> — {doc.mode}" + (f" ({doc.variant})" if getattr(doc, "variant", "") else "")
-        self.timeline.set_data(doc.data, label)
+        self.timeline.set_data(doc.data, label, empty_text=doc.empty_text() if isinstance(doc, TraceDocument) else "")
         self.timeline.set_bookmarks([(b.name, self.controller.bookmark_time_ns(b) * 1e-9) for b in doc.bookmarks])
         self.vcpu_box.blockSignals(True)
         self.vcpu_box.clear()
@@ -999,7 +1002,7 @@ class MainWindow(QtWidgets.QMainWindow):
             title += f" (editor: {Path(editing).name}{'' if self.editor_is_run else ', not running'})"
         elif doc is None and editing:
             title = f"{Path(editing).name} (not running)"
-        modified = self.editor.is_modified() or getattr(self, "_unsaved_breakpoints", False)
+        modified = self.editor.is_modified() or getattr(self, "_unsaved_marks", False)
         self.setWindowTitle(f"{title} [*] — lazytsc")
         self.setWindowModified(modified)
 
@@ -1164,15 +1167,10 @@ class MainWindow(QtWidgets.QMainWindow):
         c = self.controller
         if not isinstance(c.doc, RunDocument) or not self.editor_is_run:
             return
-        if with_breakpoints is None:
-            self._unsaved_breakpoints = True
-            self.statusBar().showMessage("Breakpoints changed: this build cannot write them into the scenario file yet", 6000)
-            self._update_title()
-            return
         try:
             text = with_breakpoints(self.editor.text(), self.breakpoints_panel.specs())
-        except Exception as exc:  # the editor text no longer parses: keep it, say why
-            self._unsaved_breakpoints = True
+        except TomlEditError as exc:  # the editor text no longer parses: keep it, say why
+            self._unsaved_marks = True
             self.statusBar().showMessage(f"Breakpoints not written into the scenario text: {exc}", 8000)
             self._update_title()
             return
@@ -1187,7 +1185,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.set_bookmarks([(b.name, c.bookmark_time_ns(b) * 1e-9) for b in c.doc.bookmarks])
         self._rebuild_bookmarks_menu()
         if isinstance(c.doc, RunDocument) and self.editor_is_run:
-            self.editor.replace_text(with_bookmarks(self.editor.text(), c.doc.bookmarks))
+            try:
+                text = with_bookmarks(self.editor.text(), c.doc.bookmarks)
+            except TomlEditError as exc:  # the editor text no longer parses: keep it, say why
+                self._unsaved_marks = True
+                self.statusBar().showMessage(f"Bookmarks not written into the scenario text: {exc}", 8000)
+                self._update_title()
+                return
+            self.editor.replace_text(text)
             self.statusBar().showMessage("Bookmarks written into the scenario text: save (Ctrl+S) to keep them", 6000)
 
     def _rebuild_bookmarks_menu(self) -> None:
@@ -1205,6 +1210,16 @@ class MainWindow(QtWidgets.QMainWindow):
             rm = m.addMenu("Remove")
             for i, b in enumerate(marks):
                 rm.addAction(b.name, lambda i=i: c.remove_bookmark(i))
+
+    def _edit_bookmark(self, index: int, **changes) -> None:
+        """Rename or move a bookmark (a timeline marker)."""
+        c = self.controller
+        if c.doc is not None and 0 <= index < len(c.doc.bookmarks):
+            from dataclasses import replace
+
+            c.doc.bookmarks[index] = replace(c.doc.bookmarks[index], **changes)
+            c.doc.bookmarks.sort(key=lambda b: b.at)
+            c.bookmarksChanged.emit()
 
     def _goto_time(self, t_ns: int) -> None:
         doc = self.controller.doc

@@ -73,6 +73,7 @@ class TimerState:
         "hv_in_use",
         "hv_gen",
         "hv_fire",
+        "hv_arm",
         "hv_deadline",
         "sw_active",
         "sw_gen",
@@ -93,6 +94,7 @@ class TimerState:
         self.hv_in_use = False
         self.hv_gen = 0
         self.hv_fire = 0
+        self.hv_arm = -1  # the TIMER_ARM event of the armed preemption timer
         self.hv_deadline = 0
         self.sw_active = False
         self.sw_gen = 0
@@ -361,6 +363,7 @@ class LapicTimer:
         arm = -1
         if not expired or periodic:
             arm = self.sched.ev(vid, Kind.TIMER_ARM, a=t.tscdeadline, b=BACKEND_HV)
+        t.hv_arm = arm
         if not expired:
             self.sched.at(t.hv_fire, self.H_HV_FIRE, vid, (t.hv_gen, arm))
         if not periodic:
@@ -421,11 +424,17 @@ class LapicTimer:
         self.lazy.clear(vid, CLEAR_EXPIRED_SW)
 
     def start_sw_period(self, vid: int) -> None:
-        """start_sw_period(): one-shot/periodic hrtimer at the exact target (no advance)."""
+        """start_sw_period(): one-shot/periodic hrtimer at the exact target (no advance).
+
+        KVM compares a fresh ktime_get() with the target (`ktime_after`); a target set to
+        "now" a few instructions earlier (update_target_expiration after an expired
+        one-shot, a restore from TMCCT 0) is already behind it. Simulated time does not
+        advance within an action, so a target equal to now counts as passed.
+        """
         t = self.s[vid]
         if not t.period:
             return
-        if self.sched.now > t.target:
+        if self.sched.now >= t.target:
             self.apic_timer_expired(vid, False)
             if t.timer_mode == MODE_ONESHOT:
                 return
@@ -626,7 +635,7 @@ class LapicTimer:
         t = self.s[vid]
         if not t.hv_in_use or t.hv_fire > self.sched.now:
             return False
-        self.hv_timer_exit(vid, (t.hv_gen, -1))
+        self.hv_timer_exit(vid, (t.hv_gen, t.hv_arm))
         return True
 
     # ---- backend switches (vcpu_block) -----------------------------------------------------
