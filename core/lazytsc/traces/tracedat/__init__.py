@@ -111,7 +111,7 @@ class TraceDat:
         """Raw timestamps as trace-cmd report shows them (trace-input.c timestamp_calc):
         a guest trace's TIME_SHIFT correction to host time (needs each event's `cpu`),
         then TSC2NSEC (ts * mult >> shift) when the file has it, then the OFFSET option."""
-        t = ts.astype(np.uint64)
+        t = ts if ts.dtype == np.uint64 else ts.astype(np.uint64)  # read only below
         if self.c.time_shift is not None and cpu is not None:
             t = self._host_sync(t, cpu)
         if self.c.tsc2nsec is not None:
@@ -123,9 +123,9 @@ class TraceDat:
                 t = (high << np.uint64(32 - shift)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
             else:
                 t = (high >> np.uint64(shift - 32)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
-        out = t.astype(np.int64)
+        out = t.astype(np.int64)  # a copy: `ts` is left as it was
         if self.c.ts_offset:
-            out = out + self.c.ts_offset
+            out += self.c.ts_offset
         return out
 
     def _host_sync(self, t: np.ndarray, cpu: np.ndarray) -> np.ndarray:
