@@ -75,6 +75,7 @@ _TIMER_STATE_FIELDS = (
     "hv_in_use",
     "hv_gen",
     "hv_fire",
+    "hv_arm",
     "hv_deadline",
     "sw_active",
     "sw_gen",
@@ -101,6 +102,7 @@ class TimerState:
         self.hv_in_use = False
         self.hv_gen = 0
         self.hv_fire = 0
+        self.hv_arm = -1  # the TIMER_ARM event of the armed preemption timer
         self.hv_deadline = 0
         self.sw_active = False
         self.sw_gen = 0
@@ -369,6 +371,7 @@ class LapicTimer:
         arm = -1
         if not expired or periodic:
             arm = self.sched.ev(vid, Kind.TIMER_ARM, a=t.tscdeadline, b=BACKEND_HV)
+        t.hv_arm = arm
         if not expired:
             self.sched.at(t.hv_fire, self.H_HV_FIRE, vid, (t.hv_gen, arm))
         if not periodic:
@@ -640,7 +643,7 @@ class LapicTimer:
         t = self.s[vid]
         if not t.hv_in_use or t.hv_fire > self.sched.now:
             return False
-        self.hv_timer_exit(vid, (t.hv_gen, -1))
+        self.hv_timer_exit(vid, (t.hv_gen, t.hv_arm))
         return True
 
     # ---- backend switches (vcpu_block) -----------------------------------------------------
