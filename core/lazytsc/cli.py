@@ -6,6 +6,7 @@
     lazytsc list
     lazytsc events SCENARIO [--mode M] [--format csv|json] [-o FILE]
     lazytsc sweep SCENARIO --set key=v1,v2,... [--mode M] [--jobs N] [--json|--csv]
+    lazytsc explore [--variant v2|v3|both] [--depth N] [--vcpus 1|2] [--time-limit S] [--json]
 
 Bad input exits 2 with one line `lazytsc: error: FILE:LINE: field: what was expected`.
 """
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .sweep_cli import add_sweep_parser
 
     add_sweep_parser(sub)
+    from .explore.cli import add_explore_parser
+
+    add_explore_parser(sub)
     try:
         from .traces.cli import add_trace_parser, run_trace
     except ImportError:
