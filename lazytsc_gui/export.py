@@ -186,3 +186,11 @@ def exits_markdown(cursor: dict, whole: dict, title: str = "", position: int = 0
 def export_exits_markdown(cursor: dict, whole: dict, path: str | os.PathLike, title: str = "", position: int = 0) -> None:
     with user_file(path) as fh:
         fh.write(exits_markdown(cursor, whole, title, position))
+
+
+def export_events_perfetto(log: EventLog, path: str | os.PathLike, title: str = "lazytsc", note_names=(), job=None) -> int:
+    """A Perfetto trace of the run or imported trace (lazytsc.perfetto); returns its events."""
+    from lazytsc.perfetto import export_perfetto
+
+    export_perfetto(log, path, title=title, note_names=note_names)
+    return len(log)

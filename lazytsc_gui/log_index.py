@@ -10,6 +10,7 @@ over the whole log per level of descendants.
 from __future__ import annotations
 
 import numpy as np
+from lazytsc.accounting import summary_from_counts
 from lazytsc.eventlog import EventLog
 from lazytsc.taxonomy import EXIT_NAMES, EXIT_ORDER, MSR_SUB_NAMES, MSR_SUB_ORDER, Exit, Kind
 
@@ -66,29 +67,8 @@ class PrefixCounts:
         by = {name: int(self.exits[_EXIT_CODE[name]]) for name in EXIT_ORDER}
         msr = {name: int(self.subs[_SUB_CODE[name]]) for name in MSR_SUB_ORDER}
         n = self.position
-        return {
-            "events": int(n),
-            "sim_time_ns": int(self.time[n - 1]) if n else 0,
-            "exits": {"total": int(self.exits.sum()), "by_reason": by, "msr_write": msr},
-            "timer": {
-                "deadline_requests": int(k[Kind.DEADLINE_REQUEST]),
-                "msr_writes": msr["tsc-deadline"],
-                "msr_writes_skipped": int(k[Kind.DEADLINE_SKIP]),
-                "interrupts": int(k[Kind.GUEST_TIMER_IRQ]),
-                "spurious": int(k[Kind.HAZ_SPURIOUS]),
-                "late": int(k[Kind.HAZ_LATE]),
-                "lost": int(k[Kind.HAZ_LOST]),
-            },
-            "hazards": {
-                "spurious": int(k[Kind.HAZ_SPURIOUS]),
-                "late": int(k[Kind.HAZ_LATE]),
-                "lost": int(k[Kind.HAZ_LOST]),
-                "stale_pending": int(k[Kind.HAZ_STALE_PENDING]),
-                "equal_skip": int(k[Kind.HAZ_EQUAL_SKIP]),
-                "stale_armed": int(k[Kind.HAZ_STALE_ARMED]),
-                "sw_kick_delayed": int(k[Kind.HAZ_SW_KICK_DELAYED]),
-            },
-        }
+        table = {"total": int(self.exits.sum()), "by_reason": by, "msr_write": msr}
+        return summary_from_counts(k, table, int(n), int(self.time[n - 1]) if n else 0)
 
 
 class CausalIndex:

@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover - older engine package
 Qt = QtCore.Qt
 MB = QtWidgets.QMessageBox
 SCENARIO_FILTER = "Scenarios (*.toml);;All files (*)"
-TRACE_FILTER = "KVM traces (*.txt *.trace *.log *.dat.txt *.gz *.report);;All files (*)"
+TRACE_FILTER = "KVM traces (*.dat *.txt *.trace *.log *.gz *.xz *.zst *.report);;All files (*)"
 # speed slider (0..100) -> events per second in play mode, logarithmic 1 .. 100k
 SPEED_MIN, SPEED_MAX = 1.0, 100_000.0
 
@@ -185,6 +185,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.a_quit = self._act("&Quit", self.close, Key.Quit)
         self.a_exp_csv = self._act("Events as &CSV…", lambda: self.export_dialog("events_csv"))
         self.a_exp_json = self._act("Events as &JSON…", lambda: self.export_dialog("events_json"))
+        self.a_exp_perfetto = self._act("Events as &Perfetto trace…", lambda: self.export_dialog("perfetto"))
         self.a_exp_exits_csv = self._act("Exit table as C&SV…", lambda: self.export_dialog("exits_csv"))
         self.a_exp_exits_md = self._act("Exit table as &Markdown…", lambda: self.export_dialog("exits_md"))
         self.a_exp_png = self._act("Timeline as &PNG…", lambda: self.export_dialog("png"))
@@ -254,7 +255,7 @@ class MainWindow(QtWidgets.QMainWindow):
         f.addSeparator()
         f.addActions([self.a_save, self.a_save_as])
         exp = f.addMenu("&Export")
-        exp.addActions([self.a_exp_csv, self.a_exp_json])
+        exp.addActions([self.a_exp_csv, self.a_exp_json, self.a_exp_perfetto])
         exp.addSeparator()
         exp.addActions([self.a_exp_exits_csv, self.a_exp_exits_md])
         exp.addSeparator()
@@ -897,7 +898,7 @@ class MainWindow(QtWidgets.QMainWindow):
                 ex = run.get("exits_replay_only", run["exits"])
                 return f"<b>{mode} replay</b> of the recorded deadlines · {ex['msr_write']['tsc-deadline']:,} tsc-deadline writes · {run['timer']['spurious']:,} early interrupts"
 
-            a = Side("recorded", recorded, datas.get("classic"), w.logs.get("classic"), replay_title("classic"))
+            a = Side(getattr(w, "baseline_label", "recorded"), recorded, datas.get("classic"), w.logs.get("classic"), replay_title("classic"))
             b = Side("lazy (what-if)", resulting, datas.get("lazy"), w.logs.get("lazy"), replay_title("lazy"))
             self.compare.set_sides(
                 f"<b>{html.escape(doc.title)}</b>: the recording vs the lazy what-if. Timelines: classic replay (top) and lazy replay (bottom) of the recorded deadlines.",
@@ -998,7 +999,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.a_goto.setEnabled(idle)
         self.a_pause.setEnabled(busy or c.playing)
         self.a_play.setEnabled(idle and (not c.done or c.playing))
-        for a in (self.a_exp_csv, self.a_exp_json, self.a_exp_exits_csv, self.a_exp_exits_md, self.a_exp_png, self.a_exp_svg, self.a_bookmark, self.a_fit):
+        for a in (self.a_exp_csv, self.a_exp_json, self.a_exp_perfetto, self.a_exp_exits_csv, self.a_exp_exits_md, self.a_exp_png, self.a_exp_svg, self.a_bookmark, self.a_fit):
             a.setEnabled(has)
         self.a_compare.setEnabled(has and not busy)
         self.mode_box.setEnabled(is_run and not busy)
@@ -1238,6 +1239,7 @@ class MainWindow(QtWidgets.QMainWindow):
         defaults = {
             "events_csv": (f"{stem}-{doc.mode}-events.csv", "CSV (*.csv)"),
             "events_json": (f"{stem}-{doc.mode}-events.json", "JSON (*.json)"),
+            "perfetto": (f"{stem}-{doc.mode}.pftrace", "Perfetto trace (*.pftrace *.perfetto-trace)"),
             "exits_csv": (f"{stem}-{doc.mode}-exits.csv", "CSV (*.csv)"),
             "exits_md": (f"{stem}-{doc.mode}-exits.md", "Markdown (*.md)"),
             "png": (f"{stem}-{doc.mode}-timeline.png", "PNG image (*.png)"),
@@ -1291,6 +1293,9 @@ class MainWindow(QtWidgets.QMainWindow):
         def job(j):
             if what == "events_csv":
                 return export.export_events_csv(log, path, job=j)
+            if what == "perfetto":
+                notes = getattr(getattr(doc, "result", None), "note_names", ())
+                return export.export_events_perfetto(log, path, f"{doc.title} ({doc.mode})", notes, job=j)
             return export.export_events_json(log, path, meta=meta, job=j)
 
         self.runner.start(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from lazytsc.accounting import caused_by, summarize
 from lazytsc.engine import Engine
 from lazytsc.scenario import load_scenario
-from lazytsc_testkit import SCENARIOS, events, run, script
+from lazytsc_testkit import SCENARIOS, events, run, scenario, script
 
 HEAD = 'duration = "300us"\n[defaults]\nreprogram_jitter_cycles = 0\n'
 OVERWRITE = (
@@ -127,3 +127,19 @@ def test_tsc_deadline_msr_read_is_an_msr_read_exit():
     e = run(HEAD + script(dict(at="10us", op="read", reg="tsc_deadline", label="d")), "classic")
     (read,) = events(e, "lapic_read")
     assert (read.exit_name, read.a) == ("msr-read", 0x6E0)
+
+
+def test_seed_table_says_n_a_for_figures_a_recording_does_not_have():
+    """A trace's summary has no host-side timer figures (no apic_timer_expired in it): the
+    side-by-side table shows n/a there, not 0, and keeps the rows both sides have."""
+    from lazytsc.accounting import format_seed_table
+
+    e = Engine(scenario('duration = "2ms"\n[workload]\nkind = "periodic_tick"\nhz = 1000\n'), "lazy")
+    e.run()
+    simulated = e.summary()
+    recorded = {key: simulated[key] for key in ("events", "sim_time_ns", "exits")}
+    recorded["timer"] = {k: simulated["timer"][k] for k in ("deadline_requests", "msr_writes", "interrupts")}
+    text = format_seed_table({"recorded": recorded, "lazy": simulated})
+    row = next(line for line in text.splitlines() if line.startswith("timer: host_expiries"))
+    assert row.split()[2] == "n/a" and row.split()[3] == f"{simulated['timer']['host_expiries']:,}"
+    assert any(line.startswith("timer: interrupts ") for line in text.splitlines())

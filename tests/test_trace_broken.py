@@ -19,13 +19,15 @@ FULL_EXIT = (
     FT_HEAD + r"kvm_exit: vcpu [0-9]+ reason [A-Za-z_]+ rip 0x[0-9a-f]+ info1 0x[0-9a-f]{16}"
     r" info2 0x[0-9a-f]{16} intr_info 0x[0-9a-f]{8} error_code 0x[0-9a-f]{8}$"
 )
+# kvm_exit without info fields (old kernels, edited traces): a layout the importer reads
+SHORT_EXIT = FT_HEAD + r"kvm_exit: vcpu [0-9]+ reason [A-Za-z_]+ rip 0x[0-9a-f]+$"
 FULL_MSR = FT_HEAD + r"kvm_msr: msr_(write|read) [0-9a-f]+ = 0x[0-9a-f]+( \(#GP\))?$"
 FULL_ENTRY = FT_HEAD + r"kvm_entry: vcpu [0-9]+, rip 0x[0-9a-f]+$"
 FULL_ACCEPT = FT_HEAD + r"kvm_apic_accept_irq: apicid [0-9a-f]+ vec [0-9]+ \(\w+\|(edge|level)\)$"
 FULL_INJ = FT_HEAD + r"kvm_inj_virq: (irq [0-9]+|IRQ 0x[0-9a-f]+)$"
 FULL_HVT = FT_HEAD + r"kvm_hv_timer_state: vcpu_id [0-9a-f]+ hv_timer [0-9a-f]+$"
 FULL_ANY = "|".join(
-    f"({p})" for p in (FULL_EXIT, FULL_MSR, FULL_ENTRY, FULL_ACCEPT, FULL_INJ, FULL_HVT)
+    f"({p})" for p in (FULL_EXIT, SHORT_EXIT, FULL_MSR, FULL_ENTRY, FULL_ACCEPT, FULL_INJ, FULL_HVT)
 )
 
 needs_grep = pytest.mark.skipif(not shutil.which("grep"), reason="needs grep")
@@ -56,7 +58,7 @@ def test_garbled_lines_are_skipped_and_counted(name: str) -> None:
     comments = grep_c(r"^#", path)
     assert summary["parsed"] == grep_c(FULL_ANY, path)
     assert summary["skipped"] == summary["lines"] - summary["parsed"] - comments
-    assert summary["exits"]["total"] == grep_c(FULL_EXIT, path)
+    assert summary["exits"]["total"] == grep_c(f"({FULL_EXIT})|({SHORT_EXIT})", path)
     assert summary["timer"]["msr_writes"] == grep_c(FULL_MSR.replace("[0-9a-f]+ =", "6e0 ="), path)
     # the first few reasons are kept as FILE:LINE: field: expected ...
     assert 0 < len(summary["skipped_examples"]) <= 10
@@ -68,11 +70,13 @@ def test_garbled_lines_are_skipped_and_counted(name: str) -> None:
 def test_truncated_examples_name_the_field() -> None:
     summary = import_trace(DATA / "broken_truncated.txt").summary()
     text = "\n".join(summary["skipped_examples"])
-    assert ":7: kvm_exit: info: expected" in text
+    # line 7 stops after `rip`: a kvm_exit without info fields is a valid (edited or old)
+    # layout, so it is read; fields printed with a fixed width must have it
+    assert ":7:" not in text
     assert ":9: kvm_exit: error_code: expected 0x and 8 hex digits" in text
     assert ":11: header:" in text
     assert ":13: kvm_msr: value: expected a 0x-prefixed hex number, got end of line" in text
-    assert ":20: kvm_exit: info2:" in text  # the last line has no newline and is cut
+    assert ":20: kvm_exit: info1: expected 0x and 16 hex digits" in text  # the last line is cut
     # the msr-write exit whose kvm_msr was cut counts as sub-reason `other`
     assert summary["exits"]["msr_write"]["other"] == 1
     assert any("no following kvm_msr" in w for w in summary["warnings"])
@@ -170,7 +174,6 @@ def test_directory_is_a_trace_error(tmp_path: Path) -> None:
     "blob, expected",
     [
         (bytes(range(256)) * 40, "got binary data"),
-        (b"\x17\x08\x44tracing6\x00\x00" + b"\x00" * 100, "trace-cmd report"),
         (b"PERFILE2" + b"\x00" * 100, "perf script"),
         (gzip.compress(bytes(range(256)) * 40), "got binary data"),
     ],
@@ -184,6 +187,15 @@ def test_binary_files_are_trace_errors(tmp_path: Path, blob: bytes, expected: st
     assert expected in str(err.value)
 
 
+def test_truncated_tracedat_names_the_part_that_is_missing(tmp_path: Path) -> None:
+    path = tmp_path / "cut.dat"
+    path.write_bytes(b"\x17\x08\x44tracing6\x00\x00\x08" + b"\x00" * 100)
+    with pytest.raises(TraceError) as err:
+        import_trace(path)
+    assert str(err.value).startswith(f"{path}: trace.dat: ")
+    assert "expected" in str(err.value)
+
+
 def test_random_bytes_are_a_trace_error(tmp_path: Path) -> None:
     import random
 
@@ -194,14 +206,25 @@ def test_random_bytes_are_a_trace_error(tmp_path: Path) -> None:
         import_trace(path)
 
 
-@pytest.mark.parametrize("text", ["", "# tracer: nop\n#\n", "hello\nworld\n"])
-def test_text_without_any_trace_is_a_trace_error(tmp_path: Path, text: str) -> None:
+def test_empty_file_is_a_trace_error(tmp_path: Path) -> None:
     path = tmp_path / "empty.txt"
-    path.write_text(text)
+    path.write_text("")
     with pytest.raises(TraceError) as err:
         import_trace(path)
-    assert str(err.value).startswith(f"{path}:")
-    assert "expected" in str(err.value)
+    assert str(err.value) == f"{path}:1: content: expected trace lines, the file is empty"
+
+
+@pytest.mark.parametrize("text", ["# tracer: nop\n#\n", "hello\nworld\n"])
+def test_text_without_any_event_is_imported_with_everything_counted(tmp_path: Path, text: str) -> None:
+    """A fragment with no line the importer recognises is not refused: every line is
+    counted (ignored or skipped with its reason) and a warning says nothing was found."""
+    path = tmp_path / "nothing.txt"
+    path.write_text(text)
+    summary = import_trace(path).summary()
+    check_accounting(summary)
+    assert summary["lines"] == text.count("\n")
+    assert summary["exits"]["total"] == 0
+    assert any("no KVM event" in w for w in summary["warnings"]) or summary["skipped"] == 0
 
 
 def test_only_unknown_tracepoints_is_not_an_error(tmp_path: Path) -> None:

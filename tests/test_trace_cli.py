@@ -68,7 +68,8 @@ def test_what_if_json_and_text(tmp_path: Path, capsys: pytest.CaptureFixture[str
     [
         (lambda p: None, ": file: expected a readable trace file"),
         (lambda p: p.write_bytes(bytes(range(256)) * 50), ":1: content: expected text lines"),
-        (lambda p: p.write_text("nothing to see\n"), ":1: header: expected"),
+        (lambda p: p.write_text(""), ":1: content: expected trace lines, the file is empty"),
+        (lambda p: p.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4), ": gzip: expected"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(

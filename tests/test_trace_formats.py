@@ -26,7 +26,8 @@ def grep_c(pattern: str, path: Path) -> int:
 
 
 def awk(program: str, path: Path) -> str:
-    out = subprocess.run(["awk", program, str(path)], capture_output=True, text=True, check=True)
+    files = [str(path), str(path)] if "NR == FNR" in program else [str(path)]
+    out = subprocess.run(["awk", program, *files], capture_output=True, text=True, check=True)
     return out.stdout
 
 
@@ -36,14 +37,21 @@ def awk_lines(path: Path) -> int:
 
 
 # awk: exits per vCPU from the `vcpu N` field, else the last kvm_entry of the same thread
-# (the text before " [CPU]": COMM-PID for ftrace, COMM TID for perf script).
+# (the text before " [CPU]": COMM-PID for ftrace, COMM TID for perf script), else the
+# thread's first kvm_entry later in the file (first pass over the file).
 AWK_PER_VCPU = r"""
-{ t = substr($0, 1, index($0, " [") - 1) }
+NR == FNR {
+    t = substr($0, 1, index($0, " [") - 1); gsub(/^ +| +$/, "", t)
+    if ($0 ~ /kvm_entry:/ && !(t in first))
+        for (i = 1; i < NF; i++) if ($i == "vcpu") { v = $(i + 1); sub(",", "", v); first[t] = v; break }
+    next
+}
+{ t = substr($0, 1, index($0, " [") - 1); gsub(/^ +| +$/, "", t) }
 /kvm_entry:/ { for (i = 1; i < NF; i++) if ($i == "vcpu") { sub(",", "", $(i + 1)); last[t] = $(i + 1); break } }
 /kvm_exit:/ {
     v = "";
     for (i = 1; i < NF; i++) if ($i == "vcpu") { v = $(i + 1); break }
-    if (v == "") v = (t in last) ? last[t] : "unknown";
+    if (v == "") v = (t in last) ? last[t] : ((t in first) ? first[t] : "unknown");
     n[v]++
 }
 END { for (k in n) print k, n[k] }
@@ -192,11 +200,20 @@ def test_unknown_events_counted_by_name() -> None:
     assert summary["unknown_events"] == {"kvm_cpuid": 1}
 
 
-def test_vcpu_from_thread_entry_and_unknown() -> None:
-    """Old kvm_exit has no vcpu field: the thread's last kvm_entry names it, else `unknown`."""
+def test_vcpu_from_thread_entry_and_unknown(tmp_path: Path) -> None:
+    """Old kvm_exit has no vcpu field: the thread's last kvm_entry names it, else the
+    thread's first kvm_entry later on (a vCPU thread only runs its own vCPU), else `unknown`."""
     summary = import_trace(DATA / "trace_pipe_old.txt").summary()
-    assert summary["per_vcpu"]["unknown"]["total"] == 1
-    assert any("could not be attributed" in w for w in summary["warnings"])
+    assert "unknown" not in summary["per_vcpu"]
+    assert summary["per_vcpu"]["0"]["total"] == 5
+    lone = tmp_path / "lone.txt"
+    lone.write_text(
+        "  qemu-kvm-77  [003] d... 10.000001: kvm_exit: reason HLT rip 0x1 info 0 0\n"
+        "  qemu-kvm-78  [004] d... 10.000002: kvm_entry: vcpu 1\n"
+    )
+    lone_summary = import_trace(lone).summary()
+    assert lone_summary["per_vcpu"]["unknown"]["total"] == 1
+    assert any("could not be attributed" in w for w in lone_summary["warnings"])
     # the coalesced timer interrupt is not an interrupt
     assert summary["timer"]["interrupts"] == 1
     assert any("coalesced" in w for w in summary["warnings"])

@@ -37,18 +37,30 @@ def summarize(log: EventLog, upto: int | None = None) -> dict:
     time = log.column("time")[:n]
     counts = np.bincount(kind.astype(np.int64), minlength=len(Kind)) if n else np.zeros(len(Kind), dtype=np.int64)
     table = exit_table(exit_col, sub_col)
+    return summary_from_counts(counts, table, int(n), int(time[-1]) if n else 0)
+
+
+def summary_from_counts(counts: np.ndarray, table: dict, events: int, sim_time_ns: int) -> dict:
+    """The summary object from per-kind counts and the exit table: one definition of every
+    figure, shared by `summarize` and incremental counters (the GUI's prefix index)."""
     return {
-        "events": int(n),
-        "sim_time_ns": int(time[-1]) if n else 0,
+        "events": events,
+        "sim_time_ns": sim_time_ns,
         "exits": table,
         "timer": {
             "deadline_requests": int(counts[Kind.DEADLINE_REQUEST]),
             "msr_writes": table["msr_write"]["tsc-deadline"],
             "msr_writes_skipped": int(counts[Kind.DEADLINE_SKIP]),
             "interrupts": int(counts[Kind.GUEST_TIMER_IRQ]),
+            "interrupts_useful": int(counts[Kind.GUEST_TIMER_IRQ] - counts[Kind.HAZ_SPURIOUS]),
             "spurious": int(counts[Kind.HAZ_SPURIOUS]),
             "late": int(counts[Kind.HAZ_LATE]),
             "lost": int(counts[Kind.HAZ_LOST]),
+            # the host-side cost: every expiry KVM handles (apic_timer_expired), of which
+            # host timer firings (hrtimer callbacks and preemption-timer exits)
+            "host_expiries": int(counts[Kind.TIMER_EXPIRED] + counts[Kind.TIMER_COALESCED]),
+            "host_timer_fires": int(counts[Kind.TIMER_FIRE]),
+            "expiries_dropped": int(counts[Kind.TIMER_DROPPED]),
         },
         "hazards": {
             "spurious": int(counts[Kind.HAZ_SPURIOUS]),
@@ -107,8 +119,22 @@ def format_seed_table(results: dict[str, dict]) -> str:
             )
         )
     rows.append(("", ["" for _ in modes]))
-    for key in ("deadline_requests", "msr_writes", "msr_writes_skipped", "interrupts", "spurious", "late", "lost"):
-        rows.append((f"timer: {key}", [f"{results[m]['timer'][key]:,}" for m in modes]))
+    for key in (
+        "deadline_requests",
+        "msr_writes",
+        "msr_writes_skipped",
+        "interrupts",
+        "interrupts_useful",
+        "spurious",
+        "late",
+        "lost",
+        "host_expiries",
+        "host_timer_fires",
+    ):
+        # a recorded trace has no host-side timer figures: "n/a", never a made-up 0
+        cells = [f"{results[m]['timer'][key]:,}" if key in results[m]["timer"] else "n/a" for m in modes]
+        if any(cell != "n/a" for cell in cells):
+            rows.append((f"timer: {key}", cells))
     width0 = max(len("VM exits"), *(len(r[0]) for r in rows))
     widths = [max(len(m), *(len(r[1][i]) for r in rows)) for i, m in enumerate(modes)]
     lines = ["  ".join(["VM exits".ljust(width0)] + [m.rjust(w) for m, w in zip(modes, widths, strict=True)])]

@@ -111,6 +111,17 @@ def cmd_events(args: argparse.Namespace) -> int:
     scenario = _load(args.scenario)
     mode = args.mode or ("lazy" if scenario.mode == "both" else scenario.mode)
     engine = run_modes(scenario, [mode])[mode]
+    if args.format == "perfetto":  # binary protobuf: a file, or a non-terminal stdout
+        from .perfetto import export_perfetto, write_perfetto
+
+        title = f"{scenario.name} ({mode})"
+        if args.output:
+            export_perfetto(engine.log, args.output, title=title)
+        elif sys.stdout.isatty():
+            raise CliError("--format perfetto: expected -o FILE (the trace is binary)")
+        else:
+            write_perfetto(engine.log, sys.stdout.buffer, title=title)
+        return 0
     out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
     try:
         write_events(engine.log, out, args.format)
@@ -137,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("events", help="export a run's event log")
     p.add_argument("scenario")
     p.add_argument("--mode", choices=("classic", "lazy"))
-    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p.add_argument("--format", choices=("csv", "json", "perfetto"), default="csv",
+                   help="perfetto: a trace ui.perfetto.dev opens")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_events)
     from .sweep_cli import add_sweep_parser

@@ -133,11 +133,13 @@ class GuestKernel:
             cpu.handlers[vid][RESCHEDULE_VECTOR] = self.sysvec_reschedule_ipi
         cpu.resume = self.after_interrupt
 
-    def save(self) -> list[KernelState]:
-        return [s.clone() for s in self.s]
+    def save(self) -> tuple[list[KernelState], list[int]]:
+        return [s.clone() for s in self.s], list(self.struct_gpa)
 
-    def restore(self, saved: list[KernelState]) -> None:
-        self.s = [s.clone() for s in saved]
+    def restore(self, saved: tuple[list[KernelState], list[int]]) -> None:
+        states, struct_gpa = saved
+        self.s = [s.clone() for s in states]
+        self.struct_gpa[:] = struct_gpa  # the list is shared with the CPU and the hazard monitor
 
     @property
     def now(self) -> int:
@@ -172,8 +174,12 @@ class GuestKernel:
         return self.struct_gpa[vid]
 
     def register_pv(self, vid: int, gpa: int) -> bool:
-        """kvm_guest_cpu_init(): zero the struct, then WRMSR(MSR_KVM_LAZY_TSCDEADLINE, GPA | 1)."""
-        base = self.struct_gpa[vid]
+        """kvm_guest_cpu_init(): zero the struct, then WRMSR(MSR_KVM_LAZY_TSCDEADLINE, GPA | 1).
+
+        The GPA is the guest's own per-CPU struct (slow_virt_to_phys), so registering at `gpa`
+        places the struct there; a guest that writes some other GPA does it with a raw WRMSR."""
+        self.struct_gpa[vid] = gpa
+        base = gpa
         self.mem.guest_write64(base + ARMED, 0)
         self.mem.guest_write64(base + PENDING, 0)
         ok = self.cpu.wrmsr(vid, MSR_KVM_LAZY_TSCDEADLINE, gpa | 1)

@@ -38,6 +38,7 @@ from .vcpu import (
     MSR_IA32_APICBASE,
     MSR_IA32_TSC,
     MSR_IA32_TSC_ADJUST,
+    U64,
 )
 
 if TYPE_CHECKING:
@@ -297,7 +298,8 @@ class ScriptRunner:
         now = self.sched.now
         if name == "set_next_event":
             ticks = args["delta_ticks"] if "delta_ticks" in args else args.get("delta", 0) * k.clock.khz[vid] // 8_000_000
-            self._program_deadline(vid, k.clock.tsc(vid, now) + ticks * 8)
+            # kvm_lapic_next_deadline / lapic_next_deadline: rdtsc() + (u64)delta * TSC_DIVISOR, in u64
+            self._program_deadline(vid, (k.clock.tsc(vid, now) + ticks * 8) & U64)
         elif name == "set_deadline":
             self._program_deadline(vid, args["tsc"])
         elif name == "wrmsr_tsc_deadline":
@@ -305,7 +307,7 @@ class ScriptRunner:
             if "value" in args:
                 value = args["value"]
             elif "delta_cycles" in args:
-                value = tsc + args["delta_cycles"]
+                value = (tsc + args["delta_cycles"]) & U64
             elif "ago_cycles" in args:
                 value = max(0, tsc - args["ago_cycles"])
             else:

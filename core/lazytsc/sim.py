@@ -25,6 +25,11 @@ Handler = Callable[[int, Any], None]
 LIVELOCK_EVENTS = 20_000
 
 
+def _s64(value: int) -> int:
+    value &= (1 << 64) - 1
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 class Scheduler:
     """Time, queue, handler registry and the append-only event log."""
 
@@ -96,8 +101,14 @@ class Scheduler:
             self.root = idx
         else:
             parent = root
-        # eventlog.pack_tag, inlined: the hottest line of the engine.
-        rows.extend((self.now, (vcpu + 1) | (kind << 16) | ((exit_reason + 1) << 32) | ((sub + 1) << 40), a, b, parent))
+        tag = (vcpu + 1) | (kind << 16) | ((exit_reason + 1) << 32) | ((sub + 1) << 40)  # eventlog.pack_tag
+        try:
+            rows.extend((self.now, tag, a, b, parent))
+        except OverflowError:
+            # A 64-bit register value (a TSC deadline near 2^64) is stored as its two's
+            # complement: the log's columns are int64.
+            del rows[idx * 5 :]
+            rows.extend((self.now, tag, _s64(a), _s64(b), parent))
         if idx == self.probe_index:
             self._fire_probe()
         return idx
@@ -107,7 +118,7 @@ class Scheduler:
 
         Never for an earlier action's event: a checkpoint keeps the log prefix as it was.
         """
-        self.rows[index * 5 + word] = value
+        self.rows[index * 5 + word] = value if -(1 << 63) <= value < (1 << 63) else _s64(value)
 
     def begin(self, parent: int) -> None:
         """Start a new causal group whose first event gets `parent` (-1: none)."""

@@ -28,6 +28,7 @@ from ..taxonomy import (
     MsrSub,
 )
 from . import reasons
+from .source import quote_name
 
 N_EXIT = max(int(e) for e in Exit) + 1  # exit codes 0..N_EXIT-1 index the counter list
 SUB_BASE = N_EXIT  # msr-write sub-reason s is counted at SUB_BASE + s
@@ -73,7 +74,7 @@ class TraceAccounting:
         self.warnings: list[str] = []
         self.tracepoints: dict[str, int] = {}
         self.format = "unknown"
-        self.compressed = False
+        self.compressed: str | None = None
         self.file_hint: str | None = None
         # style -> event lines printed in that layout (lines.STYLE_*)
         self.styles: dict[str, int] = {}
@@ -121,6 +122,28 @@ class TraceAccounting:
         self.lost_events = 0
         self.lost_event_lines = 0
         self.perf_stat: dict[str, object] | None = None
+        # raw reason text -> exits (every exit, whatever its seed reason) and its seed code
+        self.raw_reasons: dict[str, int] = {}
+        self.raw_reason_code: dict[str, int] = {}
+        # timestamps are raw clock counts (x86-tsc, counter), not ns
+        self.clock_counts = False
+        # (time, vcpu, x2APIC MSR, value) of LVTT/TMICT/TDCR writes (x2APIC MSR or xAPIC MMIO)
+        self.lapic_writes: list[tuple[int, int, int, int]] = []
+        self.xapic_writes = 0
+        # vcpu -> [(halt exit time, next entry time or -1)]
+        self.halts: dict[int, list[tuple[int, int]]] = {}
+        # kvm_exit lines that are not x86 exits (arm64 `TRAP: HSR_EC ...`)
+        self.non_x86_exits = 0
+        self.garbled_exits = 0
+        self.untimed_lines = 0
+        self.continuation_lines = 0
+        self.overlong_lines = 0
+        self.vcpu_alias: dict[int, int] = {}
+        # host thread -> provisional vCPU id, until the thread's first kvm_entry
+        self.thread_provisional: dict[str, int] = {}
+        # the `0x6e0:W` count of a `perf kvm stat --event=msr` table
+        self.perf_msr_deadline_writes: int | None = None
+        self.tracedat = None  # the TraceDat a binary trace was read from
         # optional event rows (absolute ns; see to_columns)
         self.keep_events = keep_events
         self.rows: dict[str, array] | None = (
@@ -215,7 +238,26 @@ class TraceAccounting:
         return total
 
     def deadline_writes(self) -> int:
+        if self.perf_msr_deadline_writes is not None:
+            return self.perf_msr_deadline_writes
         return sum(len(a) for a in self.deadline_t.values())
+
+    def raw_reason_table(self) -> dict[str, dict[str, object]]:
+        """Every exit reason as the trace printed it, with its count and seed reason,
+        most frequent first: `other` in the seed table never hides a name."""
+        out: dict[str, dict[str, object]] = {}
+        for raw, n in sorted(self.raw_reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+            code = self.raw_reason_code.get(raw)
+            if code is None:
+                code = self.reason_codes.get(raw)
+            if code is None:
+                code = reasons.classify_perf_stat(raw)
+            if code == reasons.SVM_MSR:
+                name = "msr-write/msr-read"
+            else:
+                name = EXIT_NAMES.get(int(code), "other")
+            out[raw] = {"count": n, "reason": name}
+        return out
 
     def timer_interrupts(self) -> int:
         return sum(len(a) for a in self.irq_times().values())
@@ -271,13 +313,15 @@ class TraceAccounting:
             "ignored": self.ignored,
             "unknown_events": dict(sorted(self.unknown_events.items())),
             "skipped_examples": [
-                f"{self.path}:{line}: {why}" for line, why in self.skip_examples
+                f"{quote_name(self.path)}:{line}: {why}" for line, why in self.skip_examples
             ],
             "warnings": list(self.warnings),
             "tracepoints": dict(sorted(self.tracepoints.items())),
             "timer_irq_source": self.timer_irq_source(),
             "other_reasons": dict(sorted(self.other_reasons.items())),
-            "compressed": "gzip" if self.compressed else None,
+            "compressed": self.compressed,
+            "raw_reasons": self.raw_reason_table(),
+            "time_unit": "clock counts" if self.clock_counts else "ns",
         }
         if self.perf_stat is not None:
             out["perf_stat"] = self.perf_stat
@@ -294,6 +338,8 @@ class TraceAccounting:
         drop = ROW_INJ_VIRQ if self.timer_irq_source() != "kvm_inj_virq" else ROW_ACCEPT_IRQ
         keep = kind != drop
         cols = {name: col[keep] for name, col in cols.items()}
+        for tmp, v in self.vcpu_alias.items():
+            cols["vcpu"][cols["vcpu"] == tmp] = v
         kind = cols["kind"]
         kind[(kind == ROW_ACCEPT_IRQ) | (kind == ROW_INJ_VIRQ)] = int(Kind.GUEST_TIMER_IRQ)
         if self.first_ns is not None:

@@ -16,6 +16,25 @@ from .errors import TraceError
 from .importer import import_trace
 from .report import format_trace_table
 
+MIN_TSC_KHZ, MAX_TSC_KHZ = 1_000, 10_000_000  # VcpuConfig.tsc_khz's range (1 MHz .. 10 GHz)
+
+
+def _tsc_khz(text: str | None) -> int | None:
+    """--tsc-khz, checked here (not by argparse) so a bad value is one error line."""
+    if text is None:
+        return None
+    try:
+        value = int(str(text).replace("_", ""), 0) if len(str(text)) <= 32 else None
+    except ValueError:
+        value = None
+    if value is None or not MIN_TSC_KHZ <= value <= MAX_TSC_KHZ:
+        shown = str(text) if len(str(text)) <= 32 else str(text)[:32] + "..."
+        raise TraceError(
+            f"--tsc-khz: expected the guest TSC frequency in kHz, an integer from {MIN_TSC_KHZ:,}"
+            f" to {MAX_TSC_KHZ:,} (e.g. 2000000 for 2 GHz), got {shown!r}"
+        )
+    return value
+
 
 def _positive_int(text: str) -> int:
     try:
@@ -31,11 +50,16 @@ def add_trace_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `trace` subcommand to an argparse subparsers object; returns its parser."""
     p = subparsers.add_parser(
         "trace",
-        help="import a recorded KVM trace (ftrace, trace-cmd report, perf script,"
-        " perf kvm stat; plain or gzip) and print its exit table",
+        help="import a recorded KVM trace (trace.dat, ftrace, trace-cmd report, perf script,"
+        " perf kvm stat; plain, gzip, xz or zstd; `-` for stdin) and print its exit table",
         description="Import a recorded KVM trace and account its VM exits like `lazytsc run`.",
     )
-    p.add_argument("file", help="trace text file (gzip is detected by its magic bytes)")
+    p.add_argument(
+        "file",
+        help="trace file: text (ftrace, trace-cmd report, perf script, perf kvm stat), or a"
+        " binary trace.dat; plain, gzip, xz or zstd (detected by content); `-` reads standard"
+        " input (trace-cmd report | lazytsc trace -)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument(
         "--what-if",
@@ -46,10 +70,12 @@ def add_trace_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tsc-khz",
-        type=_positive_int,
         dest="tsc_khz",
-        help="guest TSC frequency for the what-if (default: fitted from timer interrupts)",
+        help="guest TSC frequency in kHz for the what-if (default: inferred from the trace where"
+        " it can be; required when it cannot)",
     )
+    p.add_argument("--perfetto", metavar="OUT", help="also write the trace as a Perfetto trace"
+                   " (open it in ui.perfetto.dev)")
     p.add_argument("--variant", choices=("v2", "v3"), default="v2",
                    help="protocol variant of the what-if replay (default v2, the seed)")
     p.add_argument("--max-requests", type=_positive_int, dest="max_requests",
@@ -60,7 +86,18 @@ def add_trace_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_trace(args: argparse.Namespace) -> int:
     """Run `lazytsc trace`; returns the exit status (TraceError propagates to the caller)."""
-    result = import_trace(args.file)
+    tsc_khz = _tsc_khz(getattr(args, "tsc_khz", None))
+    perfetto_out = getattr(args, "perfetto", None)
+    result = import_trace(args.file, keep_events=bool(perfetto_out))
+    if perfetto_out:
+        from ..perfetto import export_perfetto
+
+        try:
+            export_perfetto(result.to_eventlog(), perfetto_out, title=f"trace {result.path}",
+                            note_names=result.note_names)
+        except OSError as exc:
+            raise TraceError(f"{perfetto_out}: --perfetto: expected a writable file"
+                             f" ({exc.strerror or exc})") from None
     what = None
     if getattr(args, "what_if", None):
         from .whatif import MAX_REQUESTS, what_if
@@ -68,7 +105,8 @@ def run_trace(args: argparse.Namespace) -> int:
         what = what_if(
             result,
             args.what_if,
-            tsc_khz=getattr(args, "tsc_khz", None),
+            tsc_khz=tsc_khz,
+            require_rate=True,
             variant=getattr(args, "variant", "v2") or "v2",
             max_requests=getattr(args, "max_requests", None) or MAX_REQUESTS,
         )

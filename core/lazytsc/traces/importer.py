@@ -1,4 +1,4 @@
-"""One streaming pass over a trace file: `import_trace(path) -> TraceResult`.
+"""One streaming pass over a trace: `import_trace(path) -> TraceResult` (text or trace.dat).
 
 Why one hand-inlined loop: traces run to 10^7-10^8 lines, so the per-line work is
 a few C-level string operations (`split`, `rfind`, `int`), dictionary look-ups and
@@ -13,7 +13,9 @@ vCPU of a line (first rule that applies):
   2. the host thread's name when it is QEMU's `CPU N/KVM`;
   3. the vCPU of the latest kvm_entry printed by the same host thread (same
      `COMM-PID` text before ` [CPU]`), since a vCPU thread only runs its own vCPU;
-  4. otherwise `unknown` (JSON key), -1 in the event log, and a warning.
+  4. the vCPU of the first kvm_entry the same thread prints later (exits before a
+     thread's first entry are held under a provisional id and moved there);
+  5. otherwise `unknown` (JSON key), -1 in the event log, and a warning.
 
 MSR-write exits: `kvm_exit` does not print ECX, so each msr-write exit is paired with
 the next `kvm_msr: msr_write` of the same vCPU (KVM traces it while handling that
@@ -23,11 +25,9 @@ of the trace without one counts as sub-reason `other`.
 
 from __future__ import annotations
 
-import gzip
 import os
-import zlib
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from ..taxonomy import (
 )
 from . import lines as L
 from . import perfstat, reasons
+from . import textgrammar as G
 from .accounting import (
     N_COUNTERS,
     ROW_ACCEPT_IRQ,
@@ -53,7 +54,7 @@ from .accounting import (
     exits_dict,
 )
 from .errors import TraceError
-from .source import open_text
+from .source import MAX_LINE_BYTES, OVERLONG, Source, open_source, quote_name
 
 _SCALE = tuple(10 ** (9 - k) for k in range(10))
 _INT64_MAX = (1 << 63) - 1
@@ -88,7 +89,7 @@ def _msr_row(sub: int, msr: int, value: int, fault: bool) -> tuple[int, int, int
 
 
 # Event codes of the fast path; a perf script name (`kvm:kvm_exit`) adds EV_PERF.
-EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ, EV_EOI, EV_IPI, EV_HVT = range(1, 9)
+EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ, EV_EOI, EV_IPI, EV_HVT, EV_APIC = range(1, 10)
 EV_PERF = 16
 _EVENT_CODES = {
     "kvm_exit": EV_EXIT,
@@ -101,98 +102,217 @@ _EVENT_CODES = {
     "kvm_hv_timer_state": EV_HVT,
 }
 EVENT_NAMES = {code: name for name, code in _EVENT_CODES.items()}
-DISPATCH: dict[str, int] = {**_EVENT_CODES}
-DISPATCH.update({f"kvm:{name}": code | EV_PERF for name, code in _EVENT_CODES.items()})
+EVENT_NAMES[EV_APIC] = "kvm_apic"
+# the event token as the fast path sees it: `kvm_exit:` (ftrace), `kvm_exit` (trace-cmd
+# 3.x pads the name without a colon), `kvm:kvm_exit:` (perf script)
+DISPATCH: dict[str, int] = {}
+for _name, _code in _EVENT_CODES.items():
+    DISPATCH[_name] = DISPATCH[_name + ":"] = _code
+    DISPATCH[f"kvm:{_name}:"] = DISPATCH[f"kvm:{_name}"] = _code | EV_PERF
+DISPATCH["kvm_apic"] = DISPATCH["kvm_apic:"] = EV_APIC
+DISPATCH["kvm:kvm_apic:"] = DISPATCH["kvm:kvm_apic"] = EV_APIC | EV_PERF
 _PAYLOAD_BY_CODE = {code: L.PAYLOADS[name] for name, code in _EVENT_CODES.items()
                     if name in L.PAYLOADS}
 # vcpu value meaning "resolve from the host thread" (old kvm_exit, kvm_msr, kvm_inj_virq)
 _FROM_THREAD = -2
-# _slow's answer when a perf kvm stat table starts
+# provisional vCPU ids of threads whose first kvm_entry is still to come
+_PROVISIONAL_BASE = -1000
+_MAX_PROVISIONAL = 4096
 _TABLE = (0, 0, "", 0, None, None, None)
+_HELD = (0, 0, "", 0, None, None, None)
+_T_MAX = (1 << 63) - 1
+_MAX_VCPU = G.MAX_VCPU
+_LAPIC_MSRS = frozenset({0x832, 0x838, 0x83E})
+
+
+class _State:
+    """Slow-path state carried across lines: the held (incomplete) event, the last time."""
+
+    __slots__ = ("held", "held_lineno", "held_why", "last_t", "last_event", "last_known")
+
+    def __init__(self) -> None:
+        self.held: str | None = None
+        self.held_lineno = 0
+        self.held_why = ""
+        self.last_t = 0
+        self.last_event = False  # the line before was an event line
+        self.last_known = False  # ... of a tracepoint we read (and complete)
+
+
+def _event_tuple(acc: TraceAccounting, h: G.Header, line: str) -> tuple | None:
+    """Normalize one header-split line, or raise ValueError/Incomplete naming the field."""
+    name = h.name
+    if h.ts is None:
+        t = None
+    else:
+        t, raw = G.timestamp(h.ts)
+        if raw:
+            acc.integer_timestamps += 1
+    style = EV_PERF if h.sys is not None else 0
+    key = h.key
+    payload = h.payload
+    if name == "kvm_exit":
+        if payload.strip() and G.is_arm_exit(payload):
+            acc.non_x86_exits += 1
+            return ("arm", t, key, "kvm_exit (arm64)")
+        vcpu, reason, info1 = G.parse_exit(payload)
+        return (EV_EXIT | style, t, key, vcpu if vcpu is not None else _FROM_THREAD,
+                reason, info1 or "0", None)
+    if name == "kvm_entry":
+        if payload.strip() and G.is_arm_exit(payload):
+            return ("arm", t, key, "kvm_entry (arm64)")
+        return (EV_ENTRY | style, t, "", G.parse_entry(payload), key, None, None)
+    if name == "kvm_msr":
+        direction, msr, value = G.parse_msr(payload)
+        return (EV_MSR | style, t, key, _FROM_THREAD, direction, msr, value)
+    if name == "kvm_apic":
+        write, reg, value = G.parse_apic(payload)
+        return (EV_APIC | style, t, key, _FROM_THREAD, write, reg, value)
+    code = _EVENT_CODES.get(name)
+    if code is None:
+        return ("unknown", t, key, name)
+    p = L.PAYLOADS[name].match(payload.strip())
+    if p is None:
+        why = L.diagnose(name, payload).split(": ", 1)[1]
+        if not payload.strip() or why.startswith("end:") or "end of line" in why:
+            raise G.Incomplete(why)
+        raise ValueError(why)
+    groups = p.groups()
+    if code in (EV_ACCEPT, EV_HVT):
+        v = int(groups[0], 16)
+        if v > _MAX_VCPU:
+            raise ValueError(f"{'apicid' if code == EV_ACCEPT else 'vcpu_id'}: expected a vCPU"
+                             f" number up to {_MAX_VCPU}, got {groups[0][:20]}")
+    return (code | style, t, key, _FROM_THREAD, groups, None, None)
 
 
 def _slow(
-    acc: TraceAccounting, lineno: int, line: str, events_so_far: int
-) -> tuple[int, int, str, int, object, object, object] | None:
-    """Full regex parse of a line the fast path declined (unusual layout, or garbled).
+    acc: TraceAccounting, st: _State, lineno: int, line: str, events_so_far: int
+) -> tuple | None:
+    """The lenient grammar (textgrammar) for a line the fast path declined.
 
     Returns the fast path's normalized tuple (code, t, thread key, vcpu, f1, f2, f3),
     `_TABLE` when a perf kvm stat table starts here, or None when the line was
-    counted here (comment, unknown tracepoint, garbled).
+    counted here (comment, unknown tracepoint, garbled, held for its continuation).
     """
-    m = L.LINE_RE.search(line)
-    if m is None:
-        return _TABLE if _unmatched(acc, lineno, line, events_so_far) else None
-    (_cpu, flags, sec, frac, sys, xv, reason, i1, i1o, mw, msrhex, val, gp, ev,
-     oname, opayload) = m.groups()
-    t = L.timestamp_ns(sec, frac)
-    if frac is None:
-        acc.integer_timestamps += 1
-    key = line[: m.start()]
-    style = EV_PERF if sys is not None else 0
-    if flags is None and not style:
-        style = 32  # no irq-flags column: trace-cmd style
-    if reason is not None:
-        info1 = i1 if i1 is not None else i1o
-        if reason == "msr":
-            try:
-                int(info1, 16)
-            except ValueError:
-                acc.skip(lineno, "kvm_exit: info1: expected a hex number (AMD msr exits:"
-                         " 1 = WRMSR, 0 = RDMSR)")
-                return None
-        return (EV_EXIT | style, t, key, int(xv) if xv is not None else _FROM_THREAD,
-                reason, info1, None)
-    if mw is not None:
-        direction = (2 if gp is not None else 1) if mw == "w" else 0
-        return (EV_MSR | style, t, key, _FROM_THREAD, direction, int(msrhex, 16), int(val, 16))
-    if ev is not None:
-        return (EV_ENTRY | style, t, "", int(ev), key, None, None)
-    code = _EVENT_CODES.get(oname)
-    if code is None:
-        acc.unknown(oname)
+    if st.held is not None:
+        held, held_no, why = st.held, st.held_lineno, st.held_why
+        st.held = None
+        if line is not OVERLONG and G.is_continuation(G.strip_quotes(line)):
+            joined = held.rstrip() + " " + G.strip_quotes(line).strip()
+            acc.continuation_lines += 1
+            acc.ignored += 1
+            r = _slow(acc, st, held_no, joined, events_so_far)
+            return r
+        acc.skip(held_no, why)
+        st.last_event = False
+    if line is OVERLONG:
+        acc.overlong_lines += 1
+        acc.skip(lineno, f"line: expected at most {MAX_LINE_BYTES} bytes per line; this one is longer"
+                 " (skipped without reading it)")
+        st.last_event = False
         return None
-    grammar = L.PAYLOADS.get(oname)
-    p = grammar.match(opayload) if grammar is not None else None
-    if p is None:
-        acc.skip(lineno, L.diagnose(oname, opayload))
+    text = G.strip_quotes(line)
+    h = G.parse_header(text)
+    if h is None:
+        if st.last_event and not st.last_known and G.is_continuation(text):
+            acc.continuation_lines += 1  # the wrapped tail of an event we do not read
+            acc.ignored += 1
+            return None
+        st.last_event = False
+        return _TABLE if _unmatched(acc, lineno, text, events_so_far) else None
+    try:
+        r = _event_tuple(acc, h, text)
+    except G.Incomplete as exc:
+        st.held, st.held_lineno, st.held_why = text, lineno, f"{h.name}: {exc}"
         return None
-    return (code | style, t, key, _FROM_THREAD, p.groups(), None, None)
+    except ValueError as exc:
+        msg = str(exc)
+        acc.skip(lineno, msg if msg.startswith("timestamp:") else f"{h.name}: {msg}")
+        if h.name == "kvm_exit":
+            acc.garbled_exits += 1
+        st.last_event = False
+        return None
+    st.last_event = True
+    if r is None:
+        return None
+    t = r[1]
+    if t is None:
+        acc.untimed_lines += 1
+        t = st.last_t
+    st.last_t = t
+    if r[0] == "unknown" or r[0] == "arm":
+        acc.unknown(r[3])
+        st.last_known = False
+        return None
+    st.last_known = True
+    code, _t, key, v, f1, f2, f3 = r
+    if code & 15 == EV_EXIT and not (code & EV_PERF) and h.ts is not None and not h.flags:
+        code |= 32  # counted as trace-cmd style (no irq-flags column) unless ftrace says so
+    return (code, t, key, v, f1, f2, f3)
 
 
-def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None:
-    """The hot loop. Returns (line number, line) where a perf kvm stat table starts, if so.
+def _provisional(acc: TraceAccounting, key: str) -> int:
+    """A provisional vCPU id for a thread not attributed yet (moved at its first kvm_entry)."""
+    v = acc.thread_provisional.get(key)
+    if v is None:
+        if len(acc.thread_provisional) >= _MAX_PROVISIONAL:
+            return UNKNOWN_VCPU
+        v = acc.thread_provisional[key] = _PROVISIONAL_BASE - len(acc.thread_provisional)
+    return v
 
-    Fast path: `line.split(": ", 2)` gives header, event name and payload;
-    the timestamp is the header's last word; hot payloads are split on whitespace
-    and checked field by field against their TP_printk layout. Anything else (and
-    any ValueError/IndexError on the way) goes to `_slow`, the full regex grammar,
-    which parses unusual layouts or names why the line is garbled.
+
+def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, list[str]] | None:
+    """The hot loop. Returns (line number, line, rest of its block) where a perf kvm stat
+    table starts, if one does (the caller reads the remaining blocks).
+
+    Fast path: `line.split(": ", 1)` gives the header and the rest; the timestamp is
+    the header's last word and the event the rest's first; hot payloads are split on
+    whitespace and checked field by field against their TP_printk layout. Anything
+    else (and any ValueError/IndexError on the way) goes to `_slow`.
     """
     dispatch = DISPATCH
+    ev_exit, ev_entry, ev_msr, ev_accept, ev_inj = EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ
+    ev_eoi, ev_ipi, ev_hvt, ev_apic, ev_perf = EV_EOI, EV_IPI, EV_HVT, EV_APIC, EV_PERF
     payload_res = _PAYLOAD_BY_CODE
     vcpus = acc.vcpus
     new_counters = acc.counters
     name_vcpu = acc.thread_name_vcpu
     entry_vcpu = acc.thread_entry_vcpu
     reason_codes = acc.reason_codes
+    raw_reasons = acc.raw_reasons
     classify = acc.classify
     other_reasons = acc.other_reasons
     deadline_t = acc.deadline_t
     deadline_v = acc.deadline_v
+    provisional = acc.thread_provisional
+    halts = acc.halts
     thread_vcpu = L.thread_vcpu
     msr_subs: dict[int, int] = {}
     pending: dict[int, int] = {}  # vcpu -> row index of an msr-write exit awaiting kvm_msr
-    tp_counts = [0] * 9  # lines per event code
+    halted: dict[int, int] = {}  # vcpu -> time of its HLT exit, until the next kvm_entry
+    tp_counts = [0] * 10  # lines per event code
     scale = _SCALE
     svm_msr = reasons.SVM_MSR
     ex_msr_write = int(Exit.MSR_WRITE)
     ex_msr_read = int(Exit.MSR_READ)
     ex_other = int(Exit.OTHER)
+    ex_halt = int(Exit.HALT)
     sub_other = _SUB_OTHER
     timer_vec = LOCAL_TIMER_VECTOR
     deadline_msr = MSR_IA32_TSC_DEADLINE
     from_thread = _FROM_THREAD
+    t_max = _T_MAX
+    max_vcpu = _MAX_VCPU
+    st = _State()
+    held = last_ev = last_known = False  # mirrors of st's fields, kept in locals on the fast path
+    known_names = G.KNOWN
+    no_task = G.NO_TASK
+    thread_known: set[int] = set()  # vCPUs whose thread was learned from a kvm_exit payload
+    unknown_events = acc.unknown_events
+    exit_cache: dict[str, tuple] = {}  # payload -> (vcpu, reason, info1) of checked kvm_exit lines
+    entry_cache: dict[str, int] = {}  # payload -> vcpu of checked kvm_entry lines
+    other_cache: dict[int, dict[str, tuple]] = {code: {} for code in _PAYLOAD_BY_CODE}
     keep = acc.rows is not None
     if keep:
         rows = acc.rows
@@ -210,289 +330,399 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
     tmax = -1
     nonmono = 0
     unpaired = nomsr = reads = faults = clamped = 0
-    table_start: tuple[int, str] | None = None
+    table_start: tuple[int, str, list[str]] | None = None
 
     try:
-        for line in stream:
-            lineno += 1
-            try:
-                head, event, payload = line.split(": ", 2)
-                code = dispatch.get(event, 0)
-                j = head.rfind("] ")
-                if not code or j < 0:
-                    raise ValueError
-                ts = head.rpartition(" ")[2]
-                if ts[-7] == ".":  # SECS.USECS, what ftrace and trace-cmd print
-                    t = int(ts.replace(".", "", 1)) * 1000
-                else:  # SECS.NSECS (perf script --ns, trace-cmd report -t) and others
-                    k = ts.find(".")
-                    if k < 0:  # a raw clock count (x86-tsc, counter): the slow path notes it
+        for block in blocks:
+            base = lineno
+            for line in block:
+                lineno += 1
+                try:
+                    head, rest = line.split(": ", 1)
+                    ev, _sp, payload = rest.partition(" ")
+                    code = dispatch.get(ev, 0)
+                    ts = head.rpartition(" ")[2]
+                    if not code:
+                        # another tracepoint, counted by name when the header is sound
+                        if ev and not held and ts.replace(".", "", 1).isdigit() and "." in ts:
+                            name = ev.rstrip(":").rpartition(":")[2]
+                            if name and name not in known_names:
+                                n_u = unknown_events.get(name)
+                                if n_u is None:
+                                    acc.unknown(name)
+                                else:
+                                    unknown_events[name] = n_u + 1
+                                last_ev = True
+                                last_known = False
+                                continue
                         raise ValueError
-                    t = int(ts.replace(".", "", 1)) * scale[len(ts) - k - 1]
-                perf = code & EV_PERF
-                if perf:
-                    code ^= EV_PERF
-                key = ""
-                if code == EV_EXIT:
-                    # TP_printk of kvm_exit (arch/x86/kvm/trace.h), three layouts by token
-                    # count: 14 "vcpu %u reason %s rip 0x%lx info1 0x%016llx info2 0x%016llx
-                    # intr_info 0x%08x error_code 0x%08x" (5.12+; 10 without the last two),
-                    # 9 "vcpu %u reason %s rip 0x%lx info %llx %llx" (5.5-5.11),
-                    # 7 "reason %s rip 0x%lx info %llx %llx" (older). Reasons with spaces
-                    # (VMX flags, SVM "UD excp") change the count and take the slow path.
-                    tk = payload.split()
-                    n = len(tk)
-                    # info1 stays text: only AMD `msr` exits need its value
-                    if (
-                        n == 14
-                        and tk[2] == "reason"
-                        and tk[4] == "rip"
-                        and tk[6] == "info1"
-                        and tk[12] == "error_code"
-                        and len(tk[13]) == 10
-                        and tk[0] == "vcpu"
-                    ):
-                        v = int(tk[1])
-                        f1 = tk[3]
-                        f2 = tk[7]
-                    elif n == 7 and tk[0] == "reason" and tk[2] == "rip" and tk[4] == "info":
-                        v = from_thread
-                        f1 = tk[1]
-                        f2 = tk[5]
-                    elif n == 9 and tk[0] == "vcpu" and tk[2] == "reason" and tk[4] == "rip" and (
-                        tk[6] == "info"
-                    ):
-                        v = int(tk[1])
-                        f1 = tk[3]
-                        f2 = tk[7]
-                    elif n == 10 and tk[0] == "vcpu" and tk[2] == "reason" and tk[6] == "info1" and (
-                        len(tk[9]) == 18
-                    ):
-                        v = int(tk[1])
-                        f1 = tk[3]
-                        f2 = tk[7]
-                    else:
-                        raise ValueError
-                    if v < 0 and n != 7:  # "vcpu -5": int() takes a sign, %u never prints one
-                        raise ValueError
-                    if f1 == "msr":
-                        int(f2, 16)  # validated here, where a ValueError reaches _slow
-                    if v == from_thread:
-                        key = head[: head.find(" [")]
-                    # ftrace prints an irq-flags column between [CPU] and the time, trace-cmd
-                    # does not; looked at on kvm_exit lines only (cheap, and enough to tell)
-                    if perf:
-                        pass
-                    elif head[j + 2] != " " and head.find(" ", j + 2) > 0:
-                        flags_n += 1
-                    else:
-                        plain_n += 1
-                elif code == EV_MSR:
-                    # TP_printk of kvm_msr: "msr_%s %x = 0x%llx%s", %s = " (#GP)" on a fault
-                    tk = payload.split()
-                    n = len(tk)
-                    if n == 5:
-                        if tk[4] != "(#GP)":
+                    if ts[-7] == ".":  # SECS.USECS, what ftrace and trace-cmd print
+                        t = int(ts.replace(".", "", 1)) * 1000
+                    else:  # SECS.NSECS (perf script --ns, trace-cmd report -t) and others
+                        k = ts.find(".")
+                        if k < 0:  # a raw clock count (x86-tsc, counter): the slow path notes it
                             raise ValueError
-                    elif n != 4:
+                        t = int(ts.replace(".", "", 1)) * scale[len(ts) - k - 1]
+                    if not 0 <= t <= t_max:
                         raise ValueError
-                    d = tk[0]
-                    if tk[2] != "=" or tk[3][:2] != "0x" or (d != "msr_write" and d != "msr_read"):
-                        raise ValueError
-                    # f1: 0 read, 1 write, 2 write that faulted (#GP)
-                    f1 = (n - 3) if d == "msr_write" else 0
-                    f2 = int(tk[1], 16)
-                    f3 = int(tk[3], 16)
-                    v = from_thread
-                    key = head[: head.find(" [")]
-                elif code == EV_ENTRY:
-                    # TP_printk of kvm_entry: "vcpu %u" (before 5.10), "vcpu %u, rip 0x%lx%s"
-                    s, sep, tail = payload.partition(",")
-                    tk = s.split()
-                    if tk[0] != "vcpu" or len(tk) != 2 or (sep and tail[:5] != " rip "):
-                        raise ValueError
-                    v = int(tk[1])
-                    if v < 0:
-                        raise ValueError
-                    f1 = head[: head.find(" [")]  # the thread, for later lines without a vCPU
-                else:
-                    # the other tracepoints: their TP_printk grammars in lines.PAYLOADS
-                    p = payload_res[code].match(payload.lstrip())
-                    if p is None:
-                        raise ValueError
-                    f1 = p.groups()
-                    v = from_thread
-                    if code == EV_INJ:
-                        key = head[: head.find(" [")]
-            except (ValueError, IndexError, KeyError):
-                r = _slow(acc, lineno, line, sum(tp_counts))
-                if r is None:
-                    continue
-                if r is _TABLE:
-                    table_start = (lineno, line)
-                    break
-                code, t, key, v, f1, f2, f3 = r
-                if code & EV_PERF:
-                    perf_n += 1
-                elif code & 15 == EV_EXIT:
-                    if code & 32:
-                        plain_n += 1
-                    else:
-                        flags_n += 1
-                code &= 15
-                if v != from_thread:
+                    perf = code & ev_perf
+                    if perf:
+                        code ^= ev_perf
                     key = ""
-            else:
-                if perf:
-                    perf_n += 1
-
-            # -- time: integer ns; count lines earlier than their predecessor ------------------
-            # (prev starts at +inf, so the first line registers as one decrease: undone below)
-            if t < prev:
-                nonmono += 1
-                if prev > tmax and prev != t_inf:
-                    tmax = prev
-                if t < tmin:
-                    tmin = t
-            prev = t
-            tp_counts[code] += 1
-            if key:
-                v = name_vcpu.get(key)
-                if v is None:
-                    v = name_vcpu[key] = thread_vcpu(key)
-                if v < 0:
-                    v = entry_vcpu.get(key, -1)
-
-            if code == EV_EXIT:
-                code = reason_codes.get(f1)
-                if code is None:
-                    code = classify(f1)
-                if code == svm_msr:  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
-                    code = ex_msr_write if int(f2, 16) & 1 else ex_msr_read
-                c = vcpus.get(v)
-                if c is None:
-                    c = new_counters(v)
-                c[code] += 1
-                if pending and v in pending:
-                    del pending[v]
-                    c[sub_other] += 1
-                    nomsr += 1
-                if code == ex_other:
-                    other_reasons[f1] = other_reasons.get(f1, 0) + 1
-                if keep:
-                    idx = len(r_time)
-                    r_time.append(t)
-                    r_line.append(lineno)
-                    r_vcpu.append(v)
-                    r_exit.append(code)
-                    if code == ex_msr_write:
-                        r_kind.append(note)
-                        r_sub.append(int(MsrSub.OTHER))
-                        r_a.append(0)
-                        r_b.append(0)
+                    if code == ev_exit:
+                        # TP_printk of kvm_exit (arch/x86/kvm/trace.h), layouts by token count:
+                        # 14 "vcpu %u reason %s rip 0x%lx info1 0x%016llx info2 0x%016llx
+                        # intr_info 0x%08x error_code 0x%08x" (5.12+; 10 without the last two),
+                        # 9 "vcpu %u reason %s rip 0x%lx info %llx %llx" (5.5-5.11),
+                        # 7 "reason %s rip 0x%lx info %llx %llx" (older, and libtraceevent's
+                        # kvm plugin, which trace-cmd report uses). Anything else: slow path.
+                        hit = exit_cache.get(payload)  # real traces repeat payloads a lot
+                        if hit is None:
+                            tk = payload.split()
+                            n = len(tk)
+                            if (
+                                n == 14
+                                and tk[2] == "reason"
+                                and tk[4] == "rip"
+                                and tk[6] == "info1"
+                                and tk[12] == "error_code"
+                                and len(tk[13]) == 10
+                                and tk[0] == "vcpu"
+                            ):
+                                v = int(tk[1])
+                                f1 = tk[3]
+                                f2 = tk[7]
+                            elif n == 7 and tk[0] == "reason" and tk[2] == "rip" and tk[4] == "info":
+                                v = from_thread
+                                f1 = tk[1]
+                                f2 = tk[5]
+                            elif n == 9 and tk[0] == "vcpu" and tk[2] == "reason" and tk[4] == "rip" and (
+                                tk[6] == "info"
+                            ):
+                                v = int(tk[1])
+                                f1 = tk[3]
+                                f2 = tk[7]
+                            elif n == 10 and tk[0] == "vcpu" and tk[2] == "reason" and tk[6] == "info1" and (
+                                len(tk[9]) == 18
+                            ):
+                                v = int(tk[1])
+                                f1 = tk[3]
+                                f2 = tk[7]
+                            else:
+                                raise ValueError
+                            if v > max_vcpu or (v < 0 and n != 7):  # %u never prints a sign
+                                raise ValueError
+                            if f1 == "msr" or f1 == "EXIT_MSR":
+                                int(f2, 16)  # validated here, where a ValueError reaches _slow
+                            if len(exit_cache) < 8192:
+                                exit_cache[payload] = (v, f1, f2)
+                        else:
+                            v, f1, f2 = hit
+                        j = head.find(" [")
+                        if v == from_thread:
+                            key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
+                        elif v not in thread_known:
+                            # the payload names the vCPU: its thread runs only that vCPU, which
+                            # attributes the thread's kvm_msr lines even without kvm_entry
+                            # (learned once per vCPU)
+                            thread_known.add(v)
+                            tkey = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
+                            if tkey not in entry_vcpu:
+                                entry_vcpu[tkey] = v
+                                if tkey in provisional:
+                                    _adopt(acc, provisional.pop(tkey), v, pending)
+                        # ftrace prints an irq-flags column between [CPU] and the time, trace-cmd
+                        # does not; looked at on kvm_exit lines only (cheap, and enough to tell)
+                        if not perf:
+                            j = head.rfind("] ")
+                            if j >= 0 and head[j + 2] != " " and head.find(" ", j + 2) > 0:
+                                flags_n += 1
+                            else:
+                                plain_n += 1
+                    elif code == ev_msr:
+                        # TP_printk of kvm_msr: "msr_%s %x = 0x%llx%s", %s = " (#GP)" on a fault
+                        tk = payload.split()
+                        n = len(tk)
+                        if n == 5:
+                            if tk[4] != "(#GP)":
+                                raise ValueError
+                        elif n != 4:
+                            raise ValueError
+                        d = tk[0]
+                        if tk[2] != "=" or tk[3][:2] != "0x" or (d != "msr_write" and d != "msr_read"):
+                            raise ValueError
+                        # f1: 0 read, 1 write, 2 write that faulted (#GP)
+                        f1 = (n - 3) if d == "msr_write" else 0
+                        f2 = int(tk[1], 16)
+                        f3 = int(tk[3], 16)
+                        if f2 > 0xFFFFFFFF:
+                            raise ValueError
+                        v = from_thread
+                        j = head.find(" [")
+                        key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
+                    elif code == ev_apic:
+                        # TP_printk of kvm_apic: "apic_%s %s = 0x%x" (register by name)
+                        tk = payload.split()
+                        if len(tk) != 4 or tk[2] != "=" or tk[3][:2] != "0x":
+                            raise ValueError
+                        d = tk[0]
+                        if d == "apic_write":
+                            f1 = True
+                        elif d == "apic_read":
+                            f1 = False
+                        else:
+                            raise ValueError
+                        f2 = tk[1]
+                        f3 = int(tk[3], 16)
+                        v = from_thread
+                        j = head.find(" [")
+                        key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
+                    elif code == ev_entry:
+                        # TP_printk of kvm_entry: "vcpu %u" (before 5.10), "vcpu %u, rip 0x%lx%s";
+                        # libtraceevent's kvm plugin prints "vcpu %u rip 0x%lx"
+                        v = entry_cache.get(payload)
+                        if v is None:
+                            tk = payload.split()
+                            if tk[0] != "vcpu":
+                                raise ValueError
+                            vt = tk[1]
+                            if vt[-1] == ",":
+                                vt = vt[:-1]
+                            v = int(vt)
+                            if v < 0 or v > max_vcpu or (len(tk) > 2 and tk[2] != "rip"):
+                                raise ValueError
+                            if len(entry_cache) < 8192:
+                                entry_cache[payload] = v
+                        j = head.find(" [")
+                        f1 = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
                     else:
-                        r_kind.append(exit_kind.get(code, note))
-                        r_sub.append(-1)
-                        r_a.append(acc.note_index(f1) if code == ex_other else 0)
-                        r_b.append(BACKEND_HV if code == Exit.PREEMPTION_TIMER else 0)
+                        # the other tracepoints: their TP_printk grammars in lines.PAYLOADS
+                        # (checked payloads are remembered: `apicid 0 vec 236 (Fixed|edge)`
+                        # and the like repeat all through a trace)
+                        seen = other_cache[code]
+                        f1 = seen.get(payload)
+                        if f1 is None:
+                            p = payload_res[code].match(payload.lstrip())
+                            if p is None:
+                                raise ValueError
+                            f1 = p.groups()
+                            if code == ev_accept or code == ev_hvt:
+                                if int(f1[0], 16) > max_vcpu:
+                                    raise ValueError
+                            if len(seen) < 4096:
+                                seen[payload] = f1
+                        v = from_thread
+                        if code == ev_inj:
+                            j = head.find(" [")
+                            key = (head[:j] if j >= 0 else head[: len(head) - len(ts)]).strip() or no_task
+                except (ValueError, IndexError, KeyError):
+                    st.last_event = last_ev
+                    st.last_known = last_known
+                    st.last_t = prev if prev != t_inf else 0
+                    r = _slow(acc, st, lineno, line, sum(tp_counts))
+                    held = st.held is not None
+                    last_ev = st.last_event
+                    last_known = st.last_known
+                    if r is None:
+                        continue
+                    if r is _TABLE:
+                        table_start = (lineno, line, block[lineno - base - 1 :])
+                        break
+                    code, t, key, v, f1, f2, f3 = r
+                    if code & ev_perf:
+                        perf_n += 1
+                    elif code & 15 == ev_exit:
+                        if code & 32:
+                            plain_n += 1
+                        else:
+                            flags_n += 1
+                    code &= 15
+                    if v != from_thread:
+                        key = ""
                 else:
-                    idx = -1
-                if code == ex_msr_write:
-                    pending[v] = idx
-            elif code == EV_ENTRY:
-                entry_vcpu[f1] = v
-                if pending and v in pending:
-                    del pending[v]
-                    vcpus[v][sub_other] += 1
-                    nomsr += 1
-            elif code == EV_MSR:
-                if not f1:
-                    reads += 1
-                    continue
-                msr = f2
-                value = f3
-                fault = f1 == 2
-                if value > _INT64_MAX:
-                    value = _INT64_MAX
-                    clamped += 1
-                sub = msr_subs.get(msr)
-                if sub is None:
-                    sub = msr_subs[msr] = int(msr_sub_for(msr))
-                if fault:
-                    faults += 1
-                if pending and v in pending:
-                    idx = pending.pop(v)
-                    vcpus[v][SUB_BASE + sub] += 1
+                    if held:
+                        _flush_held(acc, st)
+                        held = False
+                    last_ev = last_known = True
+                    if perf:
+                        perf_n += 1
+
+                # -- time: integer ns; count lines earlier than their predecessor ----------
+                # (prev starts at +inf, so the first line registers as one decrease: undone below)
+                if t < prev:
+                    nonmono += 1
+                    if prev > tmax and prev != t_inf:
+                        tmax = prev
+                    if t < tmin:
+                        tmin = t
+                prev = t
+                tp_counts[code] += 1
+                if key:
+                    v = name_vcpu.get(key)
+                    if v is None:
+                        v = name_vcpu[key] = thread_vcpu(key)
+                    if v < 0:
+                        v = entry_vcpu.get(key, -1)
+                        if v < 0:
+                            v = provisional.get(key)
+                            if v is None:
+                                v = _provisional(acc, key)
+                elif v == from_thread:
+                    v = -1
+
+                if code == ev_exit:
+                    raw = f1
+                    raw_reasons[raw] = raw_reasons.get(raw, 0) + 1
+                    code = reason_codes.get(raw)
+                    if code is None:
+                        code = classify(raw)
+                    if code == svm_msr:  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
+                        code = ex_msr_write if int(f2, 16) & 1 else ex_msr_read
+                    c = vcpus.get(v)
+                    if c is None:
+                        c = new_counters(v)
+                    c[code] += 1
+                    if pending and v in pending:
+                        del pending[v]
+                        c[sub_other] += 1
+                        nomsr += 1
+                    if code == ex_other:
+                        other_reasons[raw] = other_reasons.get(raw, 0) + 1
+                    elif code == ex_halt:
+                        halted[v] = t
                     if keep:
-                        kind, a, b = _msr_row(sub, msr, value, fault)
-                        r_kind[idx] = kind
-                        r_sub[idx] = sub
-                        r_a[idx] = a
-                        r_b[idx] = b
-                else:
-                    unpaired += 1
-                    if keep:
-                        kind, a, b = _msr_row(sub, msr, value, fault)
+                        idx = len(r_time)
                         r_time.append(t)
                         r_line.append(lineno)
                         r_vcpu.append(v)
-                        r_kind.append(kind)
-                        r_exit.append(-1)
-                        r_sub.append(-1)
-                        r_a.append(a)
-                        r_b.append(b)
-                if msr == deadline_msr and not fault:
-                    dt = deadline_t.get(v)
-                    if dt is None:
-                        dt = deadline_t[v] = array("q")
-                        deadline_v[v] = array("q")
-                    dt.append(t)
-                    deadline_v[v].append(value)
-            elif code == EV_ACCEPT:
-                apicid, vec, _mode, _trig, coalesced = f1
-                acc.accept_lines += 1
-                if int(vec) == timer_vec:
-                    if coalesced is not None:
-                        acc.coalesced += 1
+                        r_exit.append(code)
+                        if code == ex_msr_write:
+                            r_kind.append(note)
+                            r_sub.append(int(MsrSub.OTHER))
+                            r_a.append(0)
+                            r_b.append(0)
+                        else:
+                            r_kind.append(exit_kind.get(code, note))
+                            r_sub.append(-1)
+                            r_a.append(acc.note_index(raw) if code == ex_other else 0)
+                            r_b.append(BACKEND_HV if code == Exit.PREEMPTION_TIMER else 0)
+                    else:
+                        idx = -1
+                    if code == ex_msr_write:
+                        pending[v] = idx
+                elif code == ev_entry:
+                    if f1:
+                        old = entry_vcpu.get(f1)
+                        entry_vcpu[f1] = v
+                        if old is None and f1 in provisional:
+                            _adopt(acc, provisional.pop(f1), v, pending)
+                    if pending and v in pending:
+                        del pending[v]
+                        vcpus[v][sub_other] += 1
+                        nomsr += 1
+                    if halted and v in halted:
+                        halts.setdefault(v, []).append((halted.pop(v), t))
+                elif code == ev_msr:
+                    if not f1:
+                        reads += 1
                         continue
-                    v = int(apicid, 16)  # KVM passes vcpu->vcpu_id as `apicid`
-                    _irq(acc.accept_t, acc.accept_k, v, t, deadline_t)
-                    if keep:
-                        _irq_row(rows, t, v, ROW_ACCEPT_IRQ, lineno)
-            elif code == EV_INJ:
-                irq, how, hexvec, _reinjected = f1
-                acc.inj_lines += 1
-                vec = int(irq) if irq is not None else int(hexvec, 16)
-                if vec == timer_vec and how != "Soft/INTn":
-                    _irq(acc.inj_t, acc.inj_k, v, t, deadline_t)
-                    if keep:
-                        _irq_row(rows, t, v, ROW_INJ_VIRQ, lineno)
-            elif code == EV_EOI:
-                if int(f1[1]) == timer_vec:
-                    acc.timer_eois += 1
-            elif code == EV_IPI:
-                acc.ipis += 1
-            elif code == EV_HVT:
-                if int(f1[1], 16):
-                    acc.hv_timer_on += 1
-                else:
-                    acc.hv_timer_off += 1
+                    msr = f2
+                    value = f3
+                    fault = f1 == 2
+                    if value > _INT64_MAX:
+                        value = _INT64_MAX
+                        clamped += 1
+                    sub = msr_subs.get(msr)
+                    if sub is None:
+                        sub = msr_subs[msr] = int(msr_sub_for(msr))
+                    if fault:
+                        faults += 1
+                    if pending and v in pending:
+                        idx = pending.pop(v)
+                        vcpus[v][SUB_BASE + sub] += 1
+                        if keep:
+                            kind, a, b = _msr_row(sub, msr, value, fault)
+                            r_kind[idx] = kind
+                            r_sub[idx] = sub
+                            r_a[idx] = a
+                            r_b[idx] = b
+                    else:
+                        unpaired += 1
+                        if keep:
+                            kind, a, b = _msr_row(sub, msr, value, fault)
+                            r_time.append(t)
+                            r_line.append(lineno)
+                            r_vcpu.append(v)
+                            r_kind.append(kind)
+                            r_exit.append(-1)
+                            r_sub.append(-1)
+                            r_a.append(a)
+                            r_b.append(b)
+                    if msr == deadline_msr and not fault:
+                        dt = deadline_t.get(v)
+                        if dt is None:
+                            dt = deadline_t[v] = array("q")
+                            deadline_v[v] = array("q")
+                        dt.append(t)
+                        deadline_v[v].append(value)
+                    elif msr in _LAPIC_MSRS and not fault:
+                        acc.lapic_writes.append((t, v, msr, value))
+                elif code == ev_accept:
+                    apicid, vec, _mode, _trig, coalesced = f1
+                    acc.accept_lines += 1
+                    if int(vec) == timer_vec:
+                        if coalesced is not None:
+                            acc.coalesced += 1
+                            continue
+                        v = int(apicid, 16)  # KVM passes vcpu->vcpu_id as `apicid`
+                        _irq(acc.accept_t, acc.accept_k, v, t, deadline_t)
+                        if keep:
+                            _irq_row(rows, t, v, ROW_ACCEPT_IRQ, lineno)
+                elif code == ev_inj:
+                    irq, how, hexvec, _reinjected = f1
+                    acc.inj_lines += 1
+                    vec = int(irq) if irq is not None else int(hexvec, 16)
+                    if vec == timer_vec and how != "Soft/INTn":
+                        _irq(acc.inj_t, acc.inj_k, v, t, deadline_t)
+                        if keep:
+                            _irq_row(rows, t, v, ROW_INJ_VIRQ, lineno)
+                elif code == ev_eoi:
+                    if int(f1[1]) == timer_vec:
+                        acc.timer_eois += 1
+                elif code == ev_ipi:
+                    acc.ipis += 1
+                elif code == ev_hvt:
+                    if int(f1[1], 16):
+                        acc.hv_timer_on += 1
+                    else:
+                        acc.hv_timer_off += 1
+                elif code == ev_apic:
+                    if f1:
+                        acc.xapic_writes += 1
+                        reg = G.XAPIC_TIMER_REGS.get(f2)
+                        if reg is not None:
+                            acc.lapic_writes.append((t, v, reg, min(f3, _INT64_MAX)))
+            if table_start is not None:
+                break
 
     finally:
-        # runs also when a truncated gzip stream raises mid-file: keep what was read
-        # pending msr-write exits at the end of the trace never saw their kvm_msr
+        # runs also when a cut-off compressed stream ends the loop: keep what was read
+        if st.held is not None:
+            _flush_held(acc, st)
         for v in pending:
             vcpus[v][sub_other] += 1
             nomsr += 1
         pending.clear()
-        acc.lines = lineno
+        for v, t_h in halted.items():  # still halted when the trace ends
+            halts.setdefault(v, []).append((t_h, -1))
+        acc.lines = lineno if table_start is None else table_start[0] - 1
         acc.parsed += sum(tp_counts)
         tp = acc.tracepoints
         for code, n in enumerate(tp_counts):
             if n:
                 name = EVENT_NAMES[code]
                 tp[name] = tp.get(name, 0) + n
-        acc.entries += tp_counts[EV_ENTRY]
+        acc.entries += tp_counts[ev_entry]
         acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
         acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
         acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n
@@ -512,6 +742,35 @@ def _scan(stream: Iterable[str], acc: TraceAccounting) -> tuple[int, str] | None
         acc.msr_faults += faults
         acc.deadline_values_clamped += clamped
     return table_start
+
+
+def _flush_held(acc: TraceAccounting, st: _State) -> None:
+    """A held incomplete event that got no continuation: garbled after all."""
+    acc.skip(st.held_lineno, st.held_why)
+    if st.held_why.startswith("kvm_exit"):
+        acc.garbled_exits += 1
+    st.held = None
+
+
+def _adopt(acc: TraceAccounting, tmp: int, v: int, pending: dict[int, int]) -> None:
+    """A thread's first kvm_entry names its vCPU: move what was counted provisionally."""
+    acc.vcpu_alias[tmp] = v
+    c = acc.vcpus.pop(tmp, None)
+    if c is not None:
+        dst = acc.counters(v)
+        for i, n in enumerate(c):
+            dst[i] += n
+    for series in (acc.deadline_t, acc.deadline_v):
+        arr = series.pop(tmp, None)
+        if arr is not None:
+            series[v] = arr + series.get(v, array("q"))
+    if tmp in pending:
+        pending[v] = pending.pop(tmp)
+    h = acc.halts.pop(tmp, None)
+    if h:
+        acc.halts.setdefault(v, [])[:0] = h
+    acc.lapic_writes[:] = [(t, v if w == tmp else w, m, x) for t, w, m, x in acc.lapic_writes]
+
 
 
 def _irq(
@@ -561,18 +820,22 @@ def _unmatched(acc: TraceAccounting, lineno: int, line: str, events_so_far: int)
 
 
 def _scan_perf_stat(
-    start: tuple[int, str], stream: Iterable[str], acc: TraceAccounting
+    start: tuple[int, str, list[str]], blocks: Iterator[list[str]], acc: TraceAccounting
 ) -> None:
-    """The rest of a `perf kvm stat` file from its first line `start` on: tables into the
-    same counters (vCPU -1 = all vCPUs, unless the table is for one)."""
+    """The rest of a `perf kvm stat` output from its first line on: VM-EXIT tables into
+    the exit counters (vCPU -1 = all vCPUs, unless the table is for one), `--event=msr`
+    tables into the msr-write sub-reasons and the TSC-deadline write count."""
     parser = perfstat.PerfStatParser()
-    lineno, line = start
-    parser.feed(lineno, line)
-    for line in stream:
-        lineno += 1
+    lineno, _line, rest = start
+    for line in rest:
         parser.feed(lineno, line)
-    parser.finish(acc.path)
-    acc.lines = lineno
+        lineno += 1
+    for block in blocks:
+        for line in block:
+            parser.feed(lineno, line)
+            lineno += 1
+    parser.finish(quote_name(acc.path))
+    acc.lines = lineno - 1
     acc.parsed += parser.parsed
     acc.ignored += parser.lines - parser.parsed - len(parser.skipped)
     for where, why in parser.skipped:
@@ -580,6 +843,7 @@ def _scan_perf_stat(
     acc.warnings.extend(parser.warnings)
     acc.format = "perf-kvm-stat"
     tables = [t for t in parser.tables if t.kind == perfstat.VMEXIT_TABLE]
+    msr_tables = [t for t in parser.tables if t.kind == perfstat.MSR_TABLE]
     svm_msr_rows = 0
     for table in tables:
         vcpu = table.vcpu if table.vcpu is not None else UNKNOWN_VCPU
@@ -587,40 +851,79 @@ def _scan_perf_stat(
         for row in table.rows:
             code = reasons.classify_perf_stat(row.name)
             c[code] += row.samples
+            acc.raw_reasons[row.name] = acc.raw_reasons.get(row.name, 0) + row.samples
             if code == Exit.MSR_WRITE:
-                c[_SUB_OTHER] += row.samples
-                if row.name == "msr":
+                if not msr_tables:
+                    c[_SUB_OTHER] += row.samples
+                if row.name.lower() in ("msr", "exit_msr"):
                     svm_msr_rows += row.samples
             elif code == Exit.OTHER:
                 acc.other_reasons[row.name] = acc.other_reasons.get(row.name, 0) + row.samples
-    if any(c[int(Exit.MSR_WRITE)] for c in acc.vcpus.values()):
+    deadline_writes = 0
+    for table in msr_tables:
+        vcpu = table.vcpu if table.vcpu is not None else UNKNOWN_VCPU
+        c = acc.counters(vcpu)
+        for row in table.rows:
+            msr, write = perfstat.msr_row_key(row.name)
+            if msr is None:
+                continue
+            if write:
+                sub = int(msr_sub_for(msr))
+                c[SUB_BASE + sub] += row.samples
+                if not tables:
+                    c[int(Exit.MSR_WRITE)] += row.samples
+                if msr == MSR_IA32_TSC_DEADLINE:
+                    deadline_writes += row.samples
+            elif not tables:
+                c[int(Exit.MSR_READ)] += row.samples
+    if msr_tables:
+        acc.perf_msr_deadline_writes = deadline_writes
+        if not tables:
+            acc.warn(
+                "perf kvm stat --event=msr counts MSR-access exits only: the other exit reasons"
+                " are not in this output (run `perf kvm stat report --event=vmexit` too)"
+            )
+    elif any(c[int(Exit.MSR_WRITE)] for c in acc.vcpus.values()):
         acc.warn(
             "perf kvm stat does not print MSR numbers: msr-write sub-reasons are unknown and"
-            " counted as `other` (record kvm:kvm_exit and kvm:kvm_msr to split them)"
+            " counted as `other` (record kvm:kvm_exit and kvm:kvm_msr, or add"
+            " `perf kvm stat report --event=msr`, to split them)"
         )
     if svm_msr_rows:
         acc.warn(
             f"AMD `msr` rows ({svm_msr_rows} samples) count RDMSR and WRMSR together: all"
             " counted as msr-write"
         )
+    shown = tables or msr_tables
     acc.perf_stat = {
         "tables": len(tables),
+        "msr_tables": len(msr_tables),
         "total_samples": sum(
             t.total_samples if t.total_samples is not None and t.total_samples >= 0
             else t.rows_sum()
-            for t in tables
+            for t in shown
         ),
-        "rows_sum": sum(t.rows_sum() for t in tables),
-        "total_time_us": sum(t.total_time_us or 0.0 for t in tables),
-        "lost_events": sum(t.lost_events for t in tables),
+        "rows_sum": sum(t.rows_sum() for t in shown),
+        "total_time_us": sum(t.total_time_us or 0.0 for t in shown),
+        "lost_events": sum(t.lost_events for t in shown),
     }
-    if not tables:
-        acc.warn("no VM-EXIT table found in the perf kvm stat output")
+    if not tables and not msr_tables:
+        acc.warn("no VM-EXIT or MSR table found in the perf kvm stat output")
+
+
+def _settle_provisional(acc: TraceAccounting) -> None:
+    """Threads that never printed a kvm_entry: what they counted goes to `unknown`."""
+    for key, tmp in list(acc.thread_provisional.items()):
+        _adopt(acc, tmp, UNKNOWN_VCPU, {})
+        del acc.thread_provisional[key]
+    for v in [v for v in acc.vcpus if v < UNKNOWN_VCPU]:  # provisional ids past the cap
+        _adopt(acc, v, UNKNOWN_VCPU, {})
 
 
 def _finish(acc: TraceAccounting) -> None:
     """Format detection and the warnings a user must see next to the numbers."""
-    if acc.perf_stat is None:
+    _settle_provisional(acc)
+    if acc.perf_stat is None and acc.tracedat is None:
         perf = acc.styles.get(L.STYLE_PERF, 0)
         flags = acc.styles.get("flags", 0)
         plain = acc.styles.get("plain", 0)
@@ -638,6 +941,9 @@ def _finish(acc: TraceAccounting) -> None:
             acc.format = "mixed"
             detail = ", ".join(f"{name} {n}" for name, n in sorted(seen.items()))
             acc.warn(f"lines of several tools in one file ({detail}): all were read")
+        elif acc.parsed or sum(acc.unknown_events.values()):
+            # no kvm_exit line to tell the layout by (e.g. kvm_msr lines only)
+            acc.format = acc.file_hint or "ftrace/trace-cmd text"
     if acc.nonmonotonic:
         acc.warn(
             f"{acc.nonmonotonic} lines have a timestamp earlier than the line before (reordered,"
@@ -645,16 +951,27 @@ def _finish(acc: TraceAccounting) -> None:
             " timeline and the what-if"
         )
     if acc.integer_timestamps:
+        acc.clock_counts = True
         acc.warn(
-            f"{acc.integer_timestamps} timestamps have no fraction (trace clock counter or"
-            " x86-tsc?): taken as ns"
+            f"{acc.integer_timestamps} timestamps have no fraction: raw trace-clock counts"
+            " (x86-tsc cycles or counter), not ns; times are shown in those units"
         )
+    if acc.untimed_lines:
+        acc.warn(
+            f"{acc.untimed_lines} event lines have no timestamp (pasted without the task, CPU"
+            " and time columns): counted, and placed at the time of the line before"
+        )
+    if acc.continuation_lines:
+        acc.warn(f"{acc.continuation_lines} lines continue the line before (wrapped by a mail"
+                 " client): joined")
+    if acc.overlong_lines:
+        acc.warn(f"{acc.overlong_lines} lines longer than {MAX_LINE_BYTES} bytes were skipped unread")
     unknown = acc.vcpus.get(UNKNOWN_VCPU)
     if unknown is not None and acc.perf_stat is None and any(unknown):
         n = sum(unknown[: SUB_BASE])
         acc.warn(
             f"{n} exits could not be attributed to a vCPU (no `vcpu N` field, no `CPU N/KVM`"
-            " thread name, no earlier kvm_entry on the thread): counted under `unknown`"
+            " thread name, no kvm_entry on the thread): counted under `unknown`"
         )
     if acc.msr_exits_without_msr:
         acc.warn(
@@ -672,37 +989,65 @@ def _finish(acc: TraceAccounting) -> None:
         acc.warn(
             f"{acc.deadline_values_clamped} MSR values above 2^63-1 were clamped to it"
         )
-    if acc.perf_stat is None and acc.parsed and not acc.tracepoints.get("kvm_exit"):
-        acc.warn("no kvm_exit lines: exit counts are zero (record the kvm:kvm_exit tracepoint)")
+    if acc.non_x86_exits:
+        acc.warn(
+            f"{acc.non_x86_exits} kvm_exit lines are not x86 exits (arm64 `TRAP: HSR_EC ...`):"
+            " listed under other tracepoints, not in the x86 exit table"
+        )
+    if acc.perf_stat is None and not acc.tracepoints.get("kvm_exit"):
+        if acc.garbled_exits:
+            acc.warn(
+                f"{acc.garbled_exits} kvm_exit lines could not be read (see skipped): exit counts"
+                " are zero because of them, not because the guest had no exits"
+            )
+        elif acc.non_x86_exits:
+            pass
+        elif acc.parsed:
+            acc.warn("no kvm_exit lines: exit counts are zero because exits were not recorded"
+                     " (record the kvm:kvm_exit tracepoint)")
+    if not acc.parsed and acc.perf_stat is None and acc.lines:
+        acc.warn("no KVM event this importer reads was found (see skipped lines and other"
+                 " tracepoints)")
 
 
 def run_import(path: str | os.PathLike[str], keep_events: bool = False) -> TraceAccounting:
-    """Read the whole file once into a TraceAccounting (raises TraceError on bad input)."""
-    name = os.fspath(path)
+    """Read the whole trace once into a TraceAccounting (raises TraceError on bad input)."""
+    src = open_source(path)
+    name = src.name
     acc = TraceAccounting(name, keep_events=keep_events)
-    stream, gz = open_text(path)
-    acc.compressed = gz
-    with stream:
-        try:
-            start = _scan(stream, acc)
+    acc.compressed = src.compression
+    try:
+        if src.kind == "tracedat":
+            _import_tracedat(src, acc)
+        else:
+            if not src.head:
+                raise TraceError(f"{quote_name(name)}:1: content: expected trace lines, the file is empty")
+            blocks = iter(src.blocks())
+            start = _scan(blocks, acc)
             if start is not None:
-                _scan_perf_stat(start, stream, acc)
-        except (EOFError, zlib.error, gzip.BadGzipFile, OSError) as exc:
-            if acc.lines == 0 and acc.parsed == 0:
-                raise TraceError(f"{name}:1: content: expected readable data ({exc})") from None
-            acc.warn(f"input ends early after line {acc.lines} ({exc}): the rest is missing")
-        except UnicodeError as exc:  # pragma: no cover - errors="replace" prevents it
-            raise TraceError(f"{name}:{acc.lines}: content: expected UTF-8 text ({exc})") from None
+                _scan_perf_stat(start, blocks, acc)
+    finally:
+        src.close()
+    if src.truncated is not None:
+        if acc.lines == 0:
+            raise TraceError(f"{quote_name(name)}:1: {src.compression}: expected a complete compressed"
+                             f" stream ({src.truncated})")
+        acc.warn(f"input ends early after line {acc.lines} ({src.compression} stream cut off:"
+                 f" {src.truncated}): the rest is missing")
     _finish(acc)
-    if acc.parsed == 0 and not any(acc.unknown_events.values()):
-        if acc.skip_examples:
-            line, why = acc.skip_examples[0]
-            raise TraceError(f"{name}:{line}: {why}")
-        raise TraceError(
-            f"{name}:1: content: expected ftrace, trace-cmd report or perf script event lines,"
-            " or a perf kvm stat table; found none"
-        )
     return acc
+
+
+def _import_tracedat(src: Source, acc: TraceAccounting) -> None:
+    from .binary import account_tracedat
+    from .tracedat import TraceDat, TraceDatError
+
+    try:
+        td = TraceDat(src.read_all(), src.name)
+        account_tracedat(td, acc)
+    except TraceDatError as exc:
+        raise TraceError(f"{quote_name(src.name)}: trace.dat: {exc}") from None
+    acc.tracedat = td
 
 
 class TraceResult:
@@ -801,7 +1146,8 @@ class TraceResult:
         return self._log
 
     def source_lines(self) -> np.ndarray:
-        """The file line (1-based) each event of `to_eventlog()` was read from (-1: none, END)."""
+        """The file line (1-based) each event of `to_eventlog()` was read from (-1: none, END;
+        for a trace.dat, the event's index in trace-cmd's merged order, 1-based)."""
         self.to_eventlog()
         return self._lines
 

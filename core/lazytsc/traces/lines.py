@@ -397,7 +397,7 @@ def parse_line(line: str) -> TraceLine | str | None:
     if m is None:
         if is_preamble(line) or LOST_RE.match(line):
             return None
-        return diagnose_header(line)
+        return _parse_lenient(line)
     g = m.groups()
     thread = line[: m.start()].strip()
     time_ns = timestamp_ns(g[2], g[3])
@@ -436,3 +436,36 @@ def parse_line(line: str) -> TraceLine | str | None:
             fields = {"groups": p.groups()}
     cpu = int(g[0]) if g[0].isdigit() else -1
     return TraceLine(thread, cpu, time_ns, event, style, fields)
+
+
+def _parse_lenient(line: str) -> TraceLine | str:
+    """Layouts only the importer's lenient grammar reads (trace-cmd 3.x, body-only,
+    timestamp-first, raw clock counts, quoted): a TraceLine or why the line is garbled."""
+    from . import textgrammar as G
+
+    text = G.strip_quotes(line.rstrip("\n"))
+    h = G.parse_header(text)
+    if h is None:
+        return diagnose_header(line)
+    time_ns = 0
+    if h.ts is not None:
+        try:
+            time_ns, _raw = G.timestamp(h.ts)
+        except ValueError as exc:
+            return str(exc)
+    style = STYLE_PERF if h.sys is not None else (STYLE_FTRACE if h.flags else STYLE_TRACE_CMD)
+    fields: dict[str, object] = {"payload": h.payload}
+    try:
+        if h.name == "kvm_exit" and not G.is_arm_exit(h.payload):
+            vcpu, reason, info1 = G.parse_exit(h.payload)
+            fields = {"reason": reason, "info1": info1 or "0"}
+            if vcpu is not None:
+                fields["vcpu"] = vcpu
+        elif h.name == "kvm_entry" and not G.is_arm_exit(h.payload):
+            fields = {"vcpu": G.parse_entry(h.payload)}
+        elif h.name == "kvm_msr":
+            direction, msr, value = G.parse_msr(h.payload)
+            fields = {"write": direction > 0, "msr": msr, "value": value, "gp": direction == 2}
+    except ValueError as exc:
+        return f"{h.name}: {exc}"
+    return TraceLine(h.key, -1, time_ns, h.name, style, fields)

@@ -21,15 +21,31 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+# perf 3.x printed no Min/Max columns (`Samples  Samples%  Time%  Avg time`)
 HEADER_RE = re.compile(
-    r"^\s*(?P<name>\S.*?)\s+Samples\s+Samples%\s+Time%\s+Min Time\s+Max Time\s+Avg time\s*$"
+    r"^\s*(?P<name>\S.*?)\s+Samples\s+Samples%\s+Time%\s+(?:Min Time\s+Max Time\s+)?Avg time\s*$"
 )
 _NUM = r"-?(?:\d+(?:\.\d*)?|nan|inf)"
+# the `( +- x% )` tail may be cut (a mail client wraps it onto the next line) or missing
 ROW_RE = re.compile(
     r"^\s*(?P<name>\S.*?)\s+(?P<samples>\d+)\s+(?P<spct>" + _NUM + r")%\s+"
-    r"(?P<tpct>" + _NUM + r")%\s+(?P<min>" + _NUM + r")us\s+(?P<max>" + _NUM + r")us\s+"
-    r"(?P<avg>" + _NUM + r")us(?:\s+\(\s*\+-\s*(?P<sd>" + _NUM + r")%\s*\))?\s*$"
+    r"(?P<tpct>" + _NUM + r")%\s+(?:(?P<min>" + _NUM + r")us\s+(?P<max>" + _NUM + r")us\s+)?"
+    r"(?P<avg>" + _NUM + r")us(?:\s+\(\s*(?:\+-\s*(?:(?P<sd>" + _NUM + r")%\s*\)?)?)?)?\s*$"
 )
+# the wrapped tail of a row: `0.10% )`
+_TAIL_RE = re.compile(r"^\s*" + _NUM + r"%\s*\)\s*$")
+# perf's own warnings printed into the report (tools/perf/util/kvm-stat.c get_exit_reason)
+WARN_RE = re.compile(r"^\s*(?:Warning:\s*)?(?P<text>unknown kvm exit code:.*|Warning:.*)$", re.I)
+MSR_TABLE = "MSR Access"
+_MSR_KEY_RE = re.compile(r"^(0x[0-9a-fA-F]+):([RW])$")
+
+
+def msr_row_key(name: str) -> tuple[int | None, bool]:
+    """(MSR number, is write) of an `--event=msr` row name such as `0x6e0:W`."""
+    m = _MSR_KEY_RE.match(name.strip())
+    if m is None:
+        return None, False
+    return int(m.group(1), 16), m.group(2) == "W"
 TOTAL_RE = re.compile(
     r"^\s*Total Samples:\s*(?P<total>\S+?),\s*Total events handled time:\s*(?P<time>\S+?)us\.?\s*$"
 )
@@ -38,6 +54,7 @@ LOST_RE = re.compile(r"^\s*Lost events:\s*(?P<lost>\d+)\s*$")
 # `perf kvm stat live` prints the time of day before each table.
 _CLOCK_RE = re.compile(r"^\s*\d\d:\d\d:\d\d\.\d+\s*$")
 VMEXIT_TABLE = "VM-EXIT"
+_QUOTE_RE = re.compile(r"^[ \t]*(?:>[ \t]?)+")
 
 
 @dataclass(slots=True)
@@ -81,7 +98,9 @@ def starts_output(line: str) -> bool:
     That is the header, the `Analyze events for ...` line, or the time of day that
     `live` prints first; the importer switches to this parser there.
     """
-    return is_header(line) or bool(VCPU_RE.match(line)) or bool(_CLOCK_RE.match(line))
+    line = _QUOTE_RE.sub("", line, count=1)
+    return (is_header(line) or bool(VCPU_RE.match(line)) or bool(_CLOCK_RE.match(line))
+            or "unknown kvm exit code" in line)
 
 
 def _float(text: str) -> float:
@@ -112,13 +131,21 @@ class PerfStatParser:
         self.warnings: list[str] = []
         self.lines = 0
         self.parsed = 0
+        self.continuations = 0
         self._vcpu: int | None = None
         self._table: PerfStatTable | None = None
 
     def feed(self, lineno: int, line: str) -> None:
         """One line; numbering is the file's, so messages point at the right place."""
         self.lines += 1
-        text = line.rstrip("\n")
+        text = _QUOTE_RE.sub("", line.rstrip("\n"), count=1)
+        if _TAIL_RE.match(text):
+            self.continuations += 1
+            return
+        w = WARN_RE.match(text)
+        if w is not None:
+            self.warnings.append(f"perf: {w.group('text').strip()}")
+            return
         table = self._table
         if table is not None and table.total_samples is None:
             m = ROW_RE.match(text)
@@ -129,8 +156,8 @@ class PerfStatParser:
                         int(m.group("samples")),
                         _float(m.group("spct")),
                         _float(m.group("tpct")),
-                        _float(m.group("min")),
-                        _float(m.group("max")),
+                        _float(m.group("min") or "nan"),
+                        _float(m.group("max") or "nan"),
                         _float(m.group("avg")),
                         lineno,
                     )
@@ -179,7 +206,7 @@ class PerfStatParser:
         """Cross-check every table: rows must sum to `Total Samples`; warn where they don't."""
         for table in self.tables:
             where = f"{path}:{table.line}"
-            if table.kind != VMEXIT_TABLE:
+            if table.kind not in (VMEXIT_TABLE, MSR_TABLE):
                 self.warnings.append(
                     f"{where}: table of {table.kind!r} events ignored (only VM-EXIT is accounted)"
                 )
@@ -208,6 +235,10 @@ class PerfStatParser:
                     f"{where}: perf lost {table.lost_events} events: counts are lower bounds"
                 )
         vm_tables = [t for t in self.tables if t.kind == VMEXIT_TABLE]
+        for kind in {t.kind for t in self.tables if t.kind != VMEXIT_TABLE}:
+            vm_tables_of = [t for t in self.tables if t.kind == kind]
+            if len(vm_tables_of) > 1:
+                self.warnings.append(f"{len(vm_tables_of)} {kind} tables summed")
         if len(vm_tables) > 1:
             self.warnings.append(
                 f"{len(vm_tables)} VM-EXIT tables summed (perf kvm stat live prints one per"

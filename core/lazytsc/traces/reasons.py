@@ -39,6 +39,18 @@ SVM_NAMES: dict[str, int] = {
     "pause": Exit.PAUSE,
     "npf": Exit.EPT_VIOLATION,
 }
+# libtraceevent's kvm plugin (plugin_kvm.c SVM_EXIT_REASONS, what `trace-cmd report`
+# prints on AMD) names SVM exits `EXIT_*`: EXIT_NPF is the npf exit, EXIT_MSR is RDMSR or
+# WRMSR by EXITINFO1, EXIT_INTR the physical interrupt.
+SVM_PLUGIN_NAMES: dict[str, int] = {
+    "EXIT_INTR": Exit.INTR,
+    "EXIT_HLT": Exit.HALT,
+    "EXIT_IDLE_HLT": Exit.HALT,
+    "EXIT_MSR": SVM_MSR,
+    "EXIT_CPUID": Exit.CPUID,
+    "EXIT_PAUSE": Exit.PAUSE,
+    "EXIT_NPF": Exit.EPT_VIOLATION,
+}
 # Numeric basic exit reasons (Intel SDM Vol. 3 Appendix C).
 VMX_CODES: dict[int, int] = {
     1: Exit.INTR,
@@ -95,6 +107,13 @@ def classify_name(raw: str) -> tuple[int, int]:
     code = SVM_NAMES.get(raw)
     if code is not None:
         return code, ISA_SVM
+    if raw.startswith("EXIT_"):
+        return SVM_PLUGIN_NAMES.get(raw, Exit.OTHER), ISA_SVM
+    # old kernels printed the VMX names in lower case (`external_interrupt`, `msr_write`);
+    # `hlt`, `cpuid`, `pause`... are the same exit on both ISAs and matched above
+    code = VMX_NAMES.get(raw.upper())
+    if code is not None and raw.islower() and "_" in raw:
+        return code, ISA_VMX
     first = raw.split(" ", 1)[0]
     code = VMX_NAMES.get(first)
     if code is not None:

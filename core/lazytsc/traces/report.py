@@ -32,6 +32,12 @@ def format_trace_table(result: object) -> str:
                 f"{key:<8} {entry['total']:>12,} {entry['by_reason']['msr-write']:>12,}"
                 f" {entry['msr_write']['tsc-deadline']:>13,} {entry['timer_interrupts']:>11,}"
             )
+    raw = summary.get("raw_reasons") or {}
+    if raw:
+        out.append("")
+        out.append(f"{'exit reason as recorded':<32} {'exits':>12}  seed reason")
+        for name, row in raw.items():
+            out.append(f"{name[:32]:<32} {row['count']:>12,}  {row['reason']}")
     unknown = summary["unknown_events"]
     out += [
         "",

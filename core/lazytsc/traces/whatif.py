@@ -16,11 +16,23 @@ Reported side by side with the recording:
     recorded and only the timer's share changes (including the extra expiries of
     never-disarmed deadlines: preemption-timer or intr exits).
 
+What is replayed, per traced vCPU and in recorded order: every MSR 0x6e0 write (a
+`set_deadline` clockevent request, a raw 0 as a disarm), every LVTT/TMICT/TDCR write
+(x2APIC MSRs 0x832/0x838/0x83e or xAPIC `kvm_apic` writes: the guest's timer mode and
+one-shot programming), and every HLT with its recorded wake-up: a wake-up that no
+recorded timer interrupt explains is delivered as an IPI from a helper vCPU whose own
+exits are left out of every count. No reprogram jitter is added to recorded deadlines
+(they already carry the guest's own). The engine is driven only through its public API
+(Scenario, RunConfig/VcpuConfig, ScriptOp, Engine).
+
 Guest TSC vs trace time: the recorded values are guest TSC deadlines, the recorded
-times host trace-clock ns. `calibrate` fits `tsc = rate * t + offset` on pairs of
-(armed deadline, timer interrupt time) — every LAPIC timer interrupt fires the
-deadline armed last — or, without interrupts, takes the given or default TSC rate
-and assumes the tightest recorded deadline was due at once (and says so).
+times host trace-clock ns (or raw TSC counts under the x86-tsc clock). `calibrate` fits
+`tsc = rate * t + offset` on pairs of (armed deadline, timer interrupt time) — every
+LAPIC timer interrupt fires the deadline armed last. When that is impossible the rate
+cannot be inferred: the CLI then requires --tsc-khz, and the result is shown at half
+and twice that rate too, so its sensitivity to the guess is visible. A trace without
+kvm_exit lines has no recorded exit table: then the classic and lazy replays are
+compared with each other, never with zero recorded exits.
 """
 
 from __future__ import annotations
@@ -29,17 +41,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import HostConfig, RunConfig, VcpuConfig
+from ..accounting import exit_table
 from ..engine import Engine
 from ..eventlog import EventLog
-from ..scenario import Scenario
-from ..script import ScriptOp
+from ..scenario import HostConfig, RunConfig, Scenario, ScriptOp, VcpuConfig
 from ..taxonomy import EXIT_ORDER, MSR_SUB_ORDER
+from .errors import TraceError
 from .importer import TraceResult
 
 DEFAULT_TSC_KHZ = VcpuConfig().tsc_khz
 MIN_KHZ, MAX_KHZ = 100_000, 10_000_000
-MAX_REQUESTS = 250_000  # one ScriptOp object (~0.4 KB) per request: bound the replay's memory
+MAX_REQUESTS = 250_000  # one ScriptOp object (~0.4 KB) per replayed op: bound the replay's memory
 TAIL_NS = 1_000_000  # run this long after the last request so armed deadlines can fire
 TIMER_KEYS = ("deadline_requests", "msr_writes", "msr_writes_skipped", "interrupts", "spurious",
               "late", "lost")
@@ -64,11 +76,13 @@ class Calibration:
                 "pairs": self.pairs, "residual_ns": round(self.residual_ns, 1)}
 
 
-def _pairs(result: TraceResult, vcpus: list[int]) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(result: TraceResult, vcpus: list[int], to_ns=None) -> tuple[np.ndarray, np.ndarray]:
     """(armed deadline, interrupt time ns) for every timer interrupt after a write."""
     values, times = [], []
     for vcpu in vcpus:
         t, armed = result.armed_at_interrupts(vcpu)
+        if to_ns is not None:
+            t = to_ns(t)
         ok = armed > 0
         values.append(armed[ok])
         times.append(t[ok])
@@ -77,9 +91,11 @@ def _pairs(result: TraceResult, vcpus: list[int]) -> tuple[np.ndarray, np.ndarra
     return np.concatenate(values), np.concatenate(times)
 
 
-def calibrate(result: TraceResult, vcpus: list[int], tsc_khz: int | None = None) -> Calibration:
+def calibrate(
+    result: TraceResult, vcpus: list[int], tsc_khz: int | None = None, to_ns=None
+) -> Calibration:
     """Fit the guest TSC against trace time (see the module docstring)."""
-    values, times = _pairs(result, vcpus)
+    values, times = _pairs(result, vcpus, to_ns)
     if len(values) >= 2 and tsc_khz is None and np.ptp(times) > 0:
         # least squares on centred data (float64 keeps ~1 cycle after centring),
         # then once more without outliers (interrupts held off by a masked LVTT etc.)
@@ -114,6 +130,8 @@ def calibrate(result: TraceResult, vcpus: list[int], tsc_khz: int | None = None)
     leads = []
     for vcpu in vcpus:
         t_w, val = result.deadline_writes(vcpu)
+        if to_ns is not None:
+            t_w = to_ns(t_w)
         nz = val > 0
         if nz.any():
             leads.append(int(np.min(val[nz] - t_w[nz] * khz // 1_000_000)))
@@ -150,6 +168,13 @@ class WhatIf:
     warnings: list[str] = field(default_factory=list)
     # the replays' event logs ("classic", "lazy"), for the GUI's compare view
     logs: dict[str, EventLog] = field(default_factory=dict, repr=False)
+    # False when the trace has no kvm_exit lines: `recorded` is then the classic replay
+    exits_recorded: bool = True
+    baseline_label: str = "recorded"
+    rate_inferred: bool = True
+    # the savings at other TSC rates when the rate was not inferred
+    sensitivity: list[dict[str, int]] = field(default_factory=list)
+    replayed: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -157,8 +182,12 @@ class WhatIf:
             "variant": self.variant,
             "timer_backend": self.timer_backend,
             "requests": self.requests,
+            "replayed": dict(self.replayed),
             "vcpus": {str(k): v for k, v in self.vcpus.items()},
             "calibration": self.calibration.as_dict(),
+            "rate_inferred": self.rate_inferred,
+            "sensitivity": list(self.sensitivity),
+            "exits_recorded": self.exits_recorded,
             "tsc_deadline_exits_saved": self.saved_tsc_deadline_exits,
             "spurious_interrupts_added": self.added_spurious_interrupts,
             "timer_exits_added": self.added_timer_exits,
@@ -208,6 +237,70 @@ def _timer_backend(result: TraceResult) -> str:
     return "hv"
 
 
+_LAPIC_REG = {0x832: "lvtt", 0x838: "tmict", 0x83E: "tdcr"}
+
+
+def _same(t):
+    return t
+
+
+def _counts_to_ns(khz: int):
+    """Clock counts (TSC cycles at `khz`) to ns; works on ints and numpy arrays."""
+
+    def convert(t):
+        return t * 1_000_000 // khz
+
+    return convert
+
+
+def _to_ns_factory(result: TraceResult, tsc_khz: int | None) -> tuple[object, str | None]:
+    """How trace times become ns: identity, or counts * 10^6 / kHz for raw TSC clocks."""
+    acc = result.acc
+    if not acc.clock_counts:
+        return _same, None
+    if tsc_khz:
+        return _counts_to_ns(tsc_khz), (
+            f"trace times are raw clock counts: converted to ns at {tsc_khz:,} kHz (--tsc-khz)")
+    return None, None
+
+
+def _lapic_ops(result: TraceResult, mapping: dict[int, int], to_ns) -> list[tuple[int, int, int, ScriptOp]]:
+    out = []
+    for seq, (t, v, msr, value) in enumerate(result.acc.lapic_writes):
+        if v not in mapping or msr not in _LAPIC_REG:
+            continue
+        at = int(to_ns(t - result.acc.min_ns))
+        reg = _LAPIC_REG[msr]
+        out.append((at, mapping[v], 1, seq, ScriptOp(at, mapping[v], "write",
+                                                     {"reg": reg, "value": int(value) & 0xFFFFFFFF})))
+    return out
+
+
+def _halt_ops(result: TraceResult, mapping: dict[int, int], to_ns, waker: int) -> tuple[list, int]:
+    """HLT at each recorded halt exit; a wake-up no timer interrupt explains is an IPI
+    from the helper vCPU `waker` at the recorded kvm_entry time."""
+    out = []
+    wakes = 0
+    acc = result.acc
+    for v, spans in acc.halts.items():
+        if v not in mapping:
+            continue
+        times = acc.irq_times().get(v)
+        irq = np.sort(np.frombuffer(times, dtype=np.int64)) if times else np.zeros(0, np.int64)
+        for seq, (t_h, t_w) in enumerate(spans):
+            at = int(to_ns(t_h - acc.min_ns))
+            out.append((at, mapping[v], 2, seq, ScriptOp(at, mapping[v], "hlt", {})))
+            if t_w < 0:
+                continue
+            k = np.searchsorted(irq, t_h)
+            if k < len(irq) and irq[k] <= t_w:
+                continue  # a recorded timer interrupt woke it: the replayed timer will
+            wat = int(to_ns(t_w - acc.min_ns))
+            out.append((wat, waker, 0, seq, ScriptOp(wat, waker, "ipi", {"dest": mapping[v], "vector": 0xFD})))
+            wakes += 1
+    return out, wakes
+
+
 def build_scenario(
     result: TraceResult,
     calibration: Calibration,
@@ -215,62 +308,102 @@ def build_scenario(
     backend: str,
     variant: str,
     max_requests: int,
-) -> tuple[Scenario, int, list[str]]:
-    """The in-memory scenario: one sim vCPU per traced vCPU, one `set_deadline` per write."""
+    to_ns=None,
+) -> tuple[Scenario, int, list[str], dict[str, int], int]:
+    """The in-memory scenario: one sim vCPU per traced vCPU (+ a helper that only sends
+    wake-up IPIs), ops in recorded order (see the module docstring).
+
+    Returns (scenario, deadline requests, warnings, replayed op counts, helper vCPU or -1).
+    """
+    to_ns = to_ns or _same
     warnings: list[str] = []
-    ats, idx, tscs = [], [], []
-    for i, vcpu in enumerate(vcpus):
-        t_w, val = result.deadline_writes(vcpu)
-        ats.append(t_w)
-        idx.append(np.full(len(t_w), i, dtype=np.int64))
-        tscs.append(val)
-    at = np.concatenate(ats) if ats else np.zeros(0, dtype=np.int64)
-    vc = np.concatenate(idx) if idx else np.zeros(0, dtype=np.int64)
-    raw = np.concatenate(tscs) if tscs else np.zeros(0, dtype=np.int64)
-    order = np.lexsort((vc, at))
-    at, vc, raw = at[order], vc[order], raw[order]
-    if len(at) > max_requests:
+    mapping = {v: i for i, v in enumerate(vcpus)}
+    waker = len(vcpus)
+    ops: list[tuple[int, int, int, int, ScriptOp]] = []
+    n_dl = 0
+    early = 0
+    for v in vcpus:
+        t_w, val = result.deadline_writes(v)
+        if not len(t_w):
+            continue
+        sim = calibration.sim_tsc(val)
+        early += int(np.count_nonzero((val != 0) & (sim <= 0)))
+        for seq, (t, value, s_tsc) in enumerate(zip(t_w.tolist(), val.tolist(), sim.tolist(), strict=True)):
+            at = int(to_ns(t))
+            if value == 0:  # lapic_timer_shutdown writes 0: a raw disarm, not a clockevent request
+                op = ScriptOp(at, mapping[v], "wrmsr_tsc_deadline", {"value": 0})
+            else:
+                op = ScriptOp(at, mapping[v], "set_deadline", {"tsc": max(int(s_tsc), 1)})
+            ops.append((at, mapping[v], 3, seq, op))
+            n_dl += 1
+    lapic = _lapic_ops(result, mapping, to_ns)
+    halts, wakes = _halt_ops(result, mapping, to_ns, waker)
+    ops += lapic + halts
+    ops.sort(key=lambda x: (x[0], x[1], x[2], x[3]))
+    if len(ops) > max_requests:
         warnings.append(
-            f"replayed the first {max_requests:,} of {len(at):,} deadline writes (max_requests):"
-            " the savings cover that window only"
+            f"replayed the first {max_requests:,} of {len(ops):,} recorded timer operations"
+            " (max_requests): the savings cover that window only"
         )
-        at, vc, raw = at[:max_requests], vc[:max_requests], raw[:max_requests]
-    sim = calibration.sim_tsc(raw)
-    early = int(np.count_nonzero((raw != 0) & (sim <= 0)))
+        ops = ops[:max_requests]
     if early:
         warnings.append(
             f"{early} recorded deadlines lie before the trace start in the calibrated TSC frame:"
             " replayed as already expired"
         )
-    ops: list[ScriptOp] = []
-    for t, v, value, s in zip(at.tolist(), vc.tolist(), raw.tolist(), sim.tolist(), strict=True):
-        if value == 0:  # lapic_timer_shutdown writes 0: a raw disarm, not a clockevent request
-            ops.append(ScriptOp(t, v, "wrmsr_tsc_deadline", {"value": 0}))
-        else:
-            ops.append(ScriptOp(t, v, "set_deadline", {"tsc": max(int(s), 1)}))
-    end = int(at[-1]) if len(at) else 0
-    duration = max(end, result.acc.sim_time_ns()) + TAIL_NS
-    run = RunConfig(
-        vcpus=[
-            VcpuConfig(tsc_khz=calibration.tsc_khz, timer_backend=backend, boot="linux")
-            for _ in vcpus
-        ],
-        host=HostConfig(),
-        variant=variant,
-        duration_ns=duration,
-    )
-    sc = Scenario(name=f"what-if: {result.path}", run=run, script=ops, mode="both")
-    return sc, len(ops), warnings
+    script = [op for *_k, op in ops]
+    needs_waker = any(op.vcpu == waker for op in script)
+    replayed = {
+        "deadline_writes": sum(1 for op in script if op.op in ("set_deadline", "wrmsr_tsc_deadline")),
+        "lapic_writes": sum(1 for op in script if op.op == "write"),
+        "halts": sum(1 for op in script if op.op == "hlt"),
+        "wakeup_ipis": sum(1 for op in script if op.op == "ipi"),
+    }
+    end = max((op.at for op in script), default=0)
+    duration = max(end, int(to_ns(result.acc.sim_time_ns()))) + TAIL_NS
+    cfgs = [VcpuConfig(tsc_khz=calibration.tsc_khz, timer_backend=backend, boot="linux",
+                       reprogram_jitter_cycles=0, x2apic=not result.acc.xapic_writes)
+            for _ in vcpus]
+    if needs_waker:
+        cfgs.append(VcpuConfig(tsc_khz=calibration.tsc_khz, boot="reset", pv_lazy=False,
+                               reprogram_jitter_cycles=0))
+    run = RunConfig(vcpus=cfgs, host=HostConfig(), variant=variant, duration_ns=duration)
+    sc = Scenario(name=f"what-if: {result.path}", run=run, script=script, mode="both")
+    return sc, replayed["deadline_writes"], warnings, replayed, waker if needs_waker else -1
 
 
-def _baseline(sc: Scenario, mode: str) -> dict:
+def _exits_of(log: EventLog, n_traced: int) -> dict:
+    """The exit table of the traced vCPUs only (the wake-up helper's exits left out)."""
+    vcpu = log.column("vcpu")
+    keep = (vcpu >= 0) & (vcpu < n_traced)
+    return exit_table(log.column("exit")[keep], log.column("sub")[keep])
+
+
+def _baseline(sc: Scenario, mode: str, n_traced: int) -> dict:
     """Exits of booting the same VM without any request (subtracted from the replay)."""
     empty = Scenario(name=sc.name, run=RunConfig(vcpus=sc.run.vcpus, host=sc.run.host,
                                                  variant=sc.run.variant, duration_ns=0),
                      script=[], mode=mode)
     e = Engine(empty, mode)
     e.run()
-    return e.summary()["exits"]
+    return _exits_of(e.log, n_traced)
+
+
+def _replay(sc: Scenario, n_traced: int) -> tuple[dict, dict, dict[str, EventLog]]:
+    runs, logs = {}, {}
+    for m in ("classic", "lazy"):
+        e = Engine(sc, m)
+        e.run()
+        s = e.summary()
+        s["exits_replay_only"] = _subtract(_exits_of(e.log, n_traced), _baseline(sc, m, n_traced))
+        runs[m] = s
+        logs[m] = e.log
+    return runs["classic"], runs["lazy"], logs
+
+
+def _saved(classic: dict, lazy: dict) -> int:
+    return (classic["exits_replay_only"]["msr_write"]["tsc-deadline"]
+            - lazy["exits_replay_only"]["msr_write"]["tsc-deadline"])
 
 
 def what_if(
@@ -279,26 +412,74 @@ def what_if(
     tsc_khz: int | None = None,
     variant: str = "v2",
     max_requests: int = MAX_REQUESTS,
+    require_rate: bool = False,
 ) -> WhatIf:
-    """Replay the recorded 0x6e0 writes in classic and lazy mode and compare (module doc)."""
+    """Replay the recorded timer programming in classic and lazy mode and compare.
+
+    With `require_rate`, a trace whose guest TSC rate cannot be inferred (and no
+    `tsc_khz` given) is a TraceError naming --tsc-khz, as the CLI needs.
+    """
     if mode != "lazy":
         raise ValueError(f"what-if mode must be 'lazy', got {mode!r}")
     warnings: list[str] = []
-    traced = [v for v in result.vcpus if len(result.deadline_writes(v)[0])]
-    if -1 in traced:
+    acc = result.acc
+    candidates = set(acc.deadline_t) | set(acc.halts) | {w[1] for w in acc.lapic_writes}
+    traced = sorted(v for v in candidates if v >= 0)
+    if -1 in candidates and len(result.deadline_writes(-1)[0]):
         n = len(result.deadline_writes(-1)[0])
         warnings.append(f"{n} deadline writes of an unknown vCPU were left out of the replay")
-        traced.remove(-1)
-    recorded = _core(result.summary())
+    recorded_summary = result.summary()
+    recorded = _core(recorded_summary)
+    exits_recorded = bool(acc.tracepoints.get("kvm_exit")) or acc.perf_stat is not None
     if recorded["exits"]["msr_write"]["pv-lazy-tscdeadline"]:
         warnings.append(
             "the recorded guest wrote MSR_KVM_LAZY_TSCDEADLINE: it may already run lazy mode,"
             " so the recording is not a classic baseline"
         )
-    if not traced:
-        warnings.append("no MSR 0x6e0 writes in the trace (record kvm:kvm_msr): nothing to replay")
-    cal = calibrate(result, traced, tsc_khz)
-    if cal.method == "earliest-deadline":
+    has_deadlines = any(len(result.deadline_writes(v)[0]) for v in traced)
+    if not has_deadlines:
+        tmict = sum(1 for w in acc.lapic_writes if w[2] == 0x838)
+        if tmict:
+            warnings.append(
+                f"no MSR 0x6e0 writes: the guest programs its LAPIC timer through TMICT ({tmict:,}"
+                " one-shot writes), so lazy TSC-deadline has nothing to skip here"
+            )
+        else:
+            warnings.append("no MSR 0x6e0 writes in the trace (record kvm:kvm_msr): nothing to replay")
+    to_ns, note = _to_ns_factory(result, tsc_khz)
+    if to_ns is None:
+        td = acc.tracedat
+        if td is not None and td.c.tsc2nsec is not None:
+            mult, shift, _o = td.c.tsc2nsec
+            khz_clock = int(round(1e6 * (1 << shift) / mult))
+            to_ns = _counts_to_ns(khz_clock)
+            note = f"trace times are TSC counts: converted to ns with the file's TSC2NSEC ({khz_clock:,} kHz)"
+        elif has_deadlines and require_rate:
+            raise TraceError(
+                f"{result.path}: --tsc-khz: expected the guest TSC frequency: the trace clock counts"
+                " TSC cycles, not ns, and the file does not say how fast they run"
+            )
+        else:
+            to_ns = _same
+            if has_deadlines:
+                warnings.append("trace times are raw clock counts of unknown rate: taken as ns"
+                                " (pass --tsc-khz)")
+    if note:
+        warnings.append(note)
+    cal = calibrate(result, traced, None, to_ns)
+    rate_inferred = cal.method == "fit"
+    if rate_inferred and tsc_khz is not None and tsc_khz != cal.tsc_khz:
+        warnings.append(f"--tsc-khz {tsc_khz:,} used; the trace's deadlines fit {cal.tsc_khz:,} kHz")
+    if tsc_khz is not None:
+        cal = calibrate(result, traced, tsc_khz, to_ns)
+    elif not rate_inferred and has_deadlines:
+        if require_rate:
+            raise TraceError(
+                f"{result.path}: --tsc-khz: expected the guest TSC frequency: the trace has no timer"
+                " interrupt after a TSC-deadline write to fit the rate against (record"
+                " kvm:kvm_apic_accept_irq, or pass --tsc-khz; the result is then shown at half and"
+                " twice that rate)"
+            )
         warnings.append(
             "no timer interrupts to calibrate the guest TSC against trace time: assumed"
             f" {cal.tsc_khz} kHz and the tightest deadline due at its write (pass --tsc-khz and"
@@ -306,19 +487,29 @@ def what_if(
         )
     backend = _timer_backend(result)
     mapping = {vcpu: i for i, vcpu in enumerate(traced)}
+    n = len(traced)
+    replayed: dict[str, int] = {}
+    sensitivity: list[dict[str, int]] = []
     if traced:
-        sc, n_ops, more = build_scenario(result, cal, traced, backend, variant, max_requests)
+        sc, n_ops, more, replayed, _waker = build_scenario(result, cal, traced, backend, variant,
+                                                           max_requests, to_ns)
         warnings += more
-        runs = {}
-        logs: dict[str, EventLog] = {}
-        for m in ("classic", "lazy"):
-            e = Engine(sc, m)
-            e.run()
-            s = e.summary()
-            s["exits_replay_only"] = _subtract(s["exits"], _baseline(sc, m))
-            runs[m] = s
-            logs[m] = e.log
-        classic, lazy = runs["classic"], runs["lazy"]
+        if replayed.get("wakeup_ipis"):
+            warnings.append(
+                f"{replayed['wakeup_ipis']:,} recorded wake-ups from HLT had no timer interrupt"
+                " before them: replayed as IPIs from a helper vCPU (its exits are not counted)"
+            )
+        classic, lazy, logs = _replay(sc, n)
+        if not rate_inferred and has_deadlines:
+            for factor in (0.5, 2.0):
+                khz = max(1_000, min(10_000_000, int(cal.tsc_khz * factor)))
+                alt = calibrate(result, traced, khz, to_ns)
+                sc2, *_rest = build_scenario(result, alt, traced, backend, variant, max_requests, to_ns)
+                c2, l2, _logs = _replay(sc2, n)
+                sensitivity.append({"tsc_khz": khz, "tsc_deadline_exits_saved": _saved(c2, l2),
+                                    "spurious_interrupts_added": l2["timer"]["spurious"] - c2["timer"]["spurious"]})
+            sensitivity.insert(1, {"tsc_khz": cal.tsc_khz, "tsc_deadline_exits_saved": _saved(classic, lazy),
+                                   "spurious_interrupts_added": lazy["timer"]["spurious"] - classic["timer"]["spurious"]})
     else:
         n_ops = 0
         logs = {}
@@ -328,15 +519,25 @@ def what_if(
                  "timer": dict.fromkeys(TIMER_KEYS, 0)}
         classic, lazy = dict(empty), dict(empty)
     c_ex, l_ex = classic["exits_replay_only"], lazy["exits_replay_only"]
-    resulting_exits = _delta_exits(recorded["exits"], l_ex, c_ex)
-    rt, ct, lt = recorded["timer"], classic["timer"], lazy["timer"]
-    saved = c_ex["msr_write"]["tsc-deadline"] - l_ex["msr_write"]["tsc-deadline"]
+    saved = _saved(classic, lazy)
     timer_exits = ("preemption-timer", "intr")
     added_timer = sum(l_ex["by_reason"][k] - c_ex["by_reason"][k] for k in timer_exits)
+    ct, lt = classic["timer"], lazy["timer"]
+    baseline_label = "recorded"
+    if not exits_recorded and traced:
+        # no recorded exit table: compare the replays with each other, never with zero
+        recorded = {"events": classic["events"], "sim_time_ns": classic["sim_time_ns"],
+                    "exits": c_ex, "timer": dict(ct)}
+        baseline_label = "classic replay"
+        warnings.append(
+            "the trace has no kvm_exit lines, so it has no recorded exit table: the classic and"
+            " lazy replays of its timer programming are compared with each other"
+        )
+    rt = recorded["timer"]
     resulting = {
         "events": recorded["events"],
         "sim_time_ns": recorded["sim_time_ns"],
-        "exits": resulting_exits,
+        "exits": _delta_exits(recorded["exits"], l_ex, c_ex),
         "timer": {
             "deadline_requests": rt["deadline_requests"],
             "msr_writes": max(0, rt["msr_writes"] - saved),
@@ -367,29 +568,45 @@ def what_if(
         timer_backend=backend,
         warnings=warnings,
         logs=logs,
+        exits_recorded=exits_recorded,
+        baseline_label=baseline_label,
+        rate_inferred=rate_inferred or tsc_khz is None and not has_deadlines,
+        sensitivity=sensitivity,
+        replayed=replayed,
     )
 
 
 def format_what_if(w: WhatIf) -> str:
-    """Recording and lazy what-if side by side in the seed's layout, then the headline."""
+    """Recording (or the classic replay) and the lazy what-if side by side, then the headline."""
     from ..accounting import format_seed_table
 
-    table = format_seed_table({"recorded": w.recorded, "lazy (what-if)": w.resulting})
+    table = format_seed_table({w.baseline_label: w.recorded, "lazy (what-if)": w.resulting})
     cal = w.calibration
+    rp = w.replayed
     out = [
-        f"what-if: lazy TSC-deadline ({w.variant}, {w.timer_backend} timer), {w.requests:,}"
-        f" recorded deadline writes on {len(w.vcpus)} vCPU(s) replayed through the engine",
+        f"what-if: lazy TSC-deadline ({w.variant}, {w.timer_backend} timer) on {len(w.vcpus)} vCPU(s):"
+        f" replayed {rp.get('deadline_writes', w.requests):,} deadline writes, {rp.get('lapic_writes', 0):,}"
+        f" LVTT/TMICT/TDCR writes, {rp.get('halts', 0):,} HLTs through the engine",
         "",
         table,
         "",
         f"tsc-deadline exits saved:        {w.saved_tsc_deadline_exits:,}",
         f"early (spurious) interrupts added: {w.added_spurious_interrupts:,}",
         f"timer expiry exits added:        {w.added_timer_exits:,}",
-        f"exits: {w.recorded['exits']['total']:,} recorded -> {w.resulting['exits']['total']:,}"
-        " with lazy",
-        f"guest TSC: {cal.tsc_khz:,} kHz, offset {cal.offset:,} ({cal.method}, {cal.pairs} pairs,"
-        f" median residual {cal.residual_ns:.0f} ns)",
     ]
+    if w.exits_recorded:
+        out.append(f"exits: {w.recorded['exits']['total']:,} recorded -> {w.resulting['exits']['total']:,}"
+                   " with lazy")
+    else:
+        out.append(f"exits of the replayed timer operations: {w.recorded['exits']['total']:,} classic ->"
+                   f" {w.resulting['exits']['total']:,} lazy (the trace recorded no exits)")
+    how = "fitted to the trace" if w.rate_inferred else "given, not inferred"
+    out.append(f"guest TSC: {cal.tsc_khz:,} kHz ({how}; {cal.method}, {cal.pairs} pairs,"
+               f" median residual {cal.residual_ns:.0f} ns), offset {cal.offset:,}")
+    if w.sensitivity:
+        out.append("sensitivity to the TSC rate: " + ", ".join(
+            f"{row['tsc_khz']:,} kHz: {row['tsc_deadline_exits_saved']:,} saved,"
+            f" {row['spurious_interrupts_added']:,} early" for row in w.sensitivity))
     for warning in w.warnings:
         out.append(f"warning: {warning}")
     return "\n".join(out)
