@@ -266,8 +266,12 @@ def state_tuple(d: Driver) -> tuple:
     stale = tuple(sorted((page, _memory(d, enc, words, tscs)) for page, words in mem.stale.items()))
     track = d.track
     canon = (
-        tuple(per_vcpu), _memory(d, enc, mem.words, tscs), stale, tuple(e.host.tsc_adjust),
-        _plain(script.reads), _plain(script.faults), e.done, _queue(d, enc), track.key(), d.stuck,
+        tuple(per_vcpu), tuple(e.struct_gpa), _memory(d, enc, mem.words, tscs), stale, tuple(e.host.tsc_adjust),
+        _plain(script.reads), _plain(script.faults), e.done, _queue(d, enc), d.stuck,
+        # the explorer's bookkeeping: wanted and requested deadlines relative to the TSC
+        tuple(enc.tsc(w, tscs[v]) for v, w in enumerate(track.want)),
+        tuple(enc.tsc(w, tscs[v]) for v, w in enumerate(track.asked)),
+        tuple(x >= 0 for x in track.delivered), tuple(track.flagged), tuple(_text(h) for h in track.hang),
     )
     return _rank(canon) if enc.far else canon
 

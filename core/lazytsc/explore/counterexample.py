@@ -62,10 +62,11 @@ def _violated(d: Driver, finding: str, v: int, want: int) -> bool:
 
 
 def pinpoint(d: Driver, root, rep: Reproduction) -> int:
-    """The index of the violating event in the replayed program (-1: the end of the run)."""
+    """The index of the violating event in the replayed program (-1: the end of the run).
+
+    Leaves the driver after the violating letter (its log holds the event)."""
     cand = rep.candidate
     d.restore(root)
-    steps = rep.steps
     for w in rep.words[: rep.index]:
         letter = LETTERS[w.letter]
         params = dict(w.params)
@@ -81,6 +82,13 @@ def pinpoint(d: Driver, root, rep: Reproduction) -> int:
             params = dict(w.params)
             d.apply(letter, w.vcpu, letter.build(d, w.vcpu, params), params)
 
+    index = _pinpoint(d, cand, before, redo)
+    d.restore(before)
+    redo()
+    return index
+
+
+def _pinpoint(d: Driver, cand, before, redo) -> int:
     rows = d.engine.log
     if cand.first >= cand.last:
         return -1
@@ -95,7 +103,6 @@ def pinpoint(d: Driver, root, rep: Reproduction) -> int:
             if kinds[i] == int(Kind.GUEST_TIMER_IRQ) and vcpus[i] == cand.vcpu and a[i] >= cand.want:
                 return i
         return cand.first
-    del steps
     hits: list[int] = []
     for i in range(cand.first, cand.last):
         d.restore(before)
@@ -115,19 +122,48 @@ def pinpoint(d: Driver, root, rep: Reproduction) -> int:
     return index
 
 
-def summary_line(variant: str, finding: str, subclass: str, nops: int, setup: str) -> str:
+CAUSES = {
+    "init": "INIT without re-registration",
+    "init_rereg": "INIT with re-registration",
+    "mig_novmm": "migration without VMM support",
+    "mig_vmm": "migration with VMM support (a host write of armed is not migrated)",
+    "mig_vmm_late_pv": "restoring the TSC deadline before the PV MSR",
+    "mig_vmm_tsc_last": "restoring IA32_TSC last",
+    "save": "a save",
+    "restore": "restoring a snapshot",
+    "pv_enable": "PV re-enable",
+    "pv_disable": "PV disable",
+    "tsc_fwd": "a TSC write forward",
+    "tsc_back": "a TSC write back",
+}
+
+
+def _cause(letter: str) -> str:
+    return CAUSES.get(letter, f"`{letter}`")
+
+
+def describe(finding: str, subclass: str) -> str:
+    """What went wrong, in words: "lost timer after INIT without re-registration (the known hang)"."""
+    if finding == "lost_timer":
+        if subclass.startswith("known_hang after "):
+            return f"lost timer after {_cause(subclass.split('after ', 1)[1])} (the known hang)"
+        if subclass == "request never served":
+            return "lost timer: the KVM_REQ_LAZY_TSCDEADLINE request is never served (no unrelated exit)"
+        return "lost timer"
+    if finding == "known_hang":
+        return f"known hang after {_cause(subclass.split('after ', 1)[1])}: armed stays with no host copy" if subclass else "known hang"
     what = {
-        "lost_timer": "lost timer",
-        "late_vs_classic": "interrupt later than classic",
+        "late_vs_classic": "interrupt later than classic mode delivers it",
         "livelock": "livelock",
-        "armed_backed": "armed without a host timer",
+        "armed_backed": "armed without a host timer for it",
         "page_agrees": "guest and host views of the page disagree",
-        "known_hang": "known hang (armed with no host copy)",
-        "no_phantom": "unwanted interrupt classic mode does not take",
+        "no_phantom": "an unwanted interrupt classic mode does not take",
     }[finding]
-    if subclass:
-        what += f" ({subclass})"
-    return f"{variant.upper()} [{setup}]: {what}, {nops} op{'s' if nops != 1 else ''}"
+    return f"{what} ({subclass})" if subclass else what
+
+
+def summary_line(variant: str, finding: str, subclass: str, nops: int, setup: str) -> str:
+    return f"{variant.upper()} [{setup}]: {describe(finding, subclass)}, {nops} op{'s' if nops != 1 else ''}"
 
 
 def _slug(text: str) -> str:

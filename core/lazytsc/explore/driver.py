@@ -34,6 +34,8 @@ SLOTS = 16  # script op slots a letter's operations are written into
 SENTINEL_NS = EXPLORE_DURATION_NS - 1
 OP_SEQ_BASE = -(1 << 40)  # ahead of every action the run itself schedules at the same instant
 LIVELOCK_EVENTS = 2_000  # events at one instant that count as a livelock (the engine stops at 20,000)
+STORM_EVENTS = 20_000  # events in one letter's time (or the program end) that count as a livelock
+STARVE_NS = 1_000_000  # a letter's guest operations still waiting for VM entry this long: starved
 _GUEST_IRQ = int(Kind.GUEST_TIMER_IRQ)
 _REQUEST = int(Kind.DEADLINE_REQUEST)
 _LIVELOCK = int(Kind.HAZ_LIVELOCK)
@@ -73,8 +75,6 @@ class Track:
             list(self.want), list(self.want_step), list(self.delivered), list(self.flagged), list(self.asked), list(self.hang), list(self.phantoms)
         )
 
-    def key(self) -> tuple:
-        return (tuple(self.want), tuple(d >= 0 for d in self.delivered), tuple(self.flagged), tuple(self.asked), tuple(self.hang))
 
 
 @dataclass
@@ -117,6 +117,7 @@ class Driver:
         self.instant = -1
         self.instant_events = 0
         self.livelock_events = LIVELOCK_EVENTS
+        self.window_events = 0
         self.stuck = False  # a livelock stopped time here
         self.t = T0_NS
         self.candidates: list[Candidate] = []
@@ -215,19 +216,31 @@ class Driver:
             self.script.ops[slot] = ScriptOp(at=at, vcpu=vid, op=name, args=dict(args))
             self._push(at, OP_SEQ_BASE + k, slot, vid)
         target = move.until if move.until is not None else at + move.gap
+        self.window_events = 0
         self._advance(target)
         # A letter's operations may still wait for VM entry (several exits in a row): they
-        # finish before the next letter, which comes after them.
+        # finish before the next letter, which comes after them -- unless the vCPU never
+        # gets back to guest code (a livelock spread over time).
         while not self.engine.done and not self.stuck and self._ops_queued():
+            if self.engine.now - at > STARVE_NS:
+                self._livelock(f"the guest's operations of {letter.name} still wait for VM entry {self.engine.now - at} ns later")
+                break
             self._advance(self.engine.next_time)
             target = max(target, self.engine.now + 1)
         self.t = target
         return self._boundary()
 
+    def _livelock(self, detail: str) -> None:
+        if not self.stuck:
+            self.stuck = True
+            n = len(self.engine.log.rows) // 5
+            self.candidates.append(Candidate("livelock", detail, -1, self.engine.now, max(0, n - 1), n))
+
     def settle(self, horizon: int) -> list[Candidate]:
         """Let `horizon` ns pass with no more letters (the program's end)."""
         self.candidates = []
         self.t += horizon
+        self.window_events = 0
         self._advance(self.t)
         return self._boundary()
 
@@ -265,6 +278,9 @@ class Driver:
             self.instant = now
             self.instant_events = 0
         self.instant_events += n1 - n0
+        self.window_events += n1 - n0
+        if self.window_events > STORM_EVENTS:
+            self._livelock(f"{self.window_events} events in {now - self.t} ns after one letter")
         tr = self.track
         for i in range(n0, n1):
             tag = rows[i * 5 + 1]

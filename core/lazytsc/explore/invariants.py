@@ -172,7 +172,11 @@ def check_state(d: Driver, first: int, last: int, now: int | None = None) -> lis
                     lost, why = True, f"still undelivered {now - due} ns after its time"
                 if lost:
                     tr.flagged[v] |= 1
-                    sub = f"known_hang after {tr.hang[v]}" if tr.hang[v] and not _backed(d, v, armed) else ""
+                    sub = ""
+                    if tr.hang[v] and not _backed(d, v, armed):
+                        sub = f"known_hang after {tr.hang[v]}"
+                    elif e.lazy.s[v].req:
+                        sub = "request never served"
                     out.append(Candidate("lost_timer", f"vCPU {v} wants {want:#x}: {why}", v, now, first, last, want, tr.want_step[v], subclass=sub))
             if not flags & 2:
                 # Undelivered and nothing will deliver it: lost (above), not late.
