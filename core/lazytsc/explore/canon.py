@@ -270,7 +270,7 @@ def state_tuple(d: Driver) -> tuple:
         _plain(script.reads), _plain(script.faults), e.done, _queue(d, enc), d.stuck,
         # the explorer's bookkeeping: wanted and requested deadlines relative to the TSC
         tuple(enc.tsc(w, tscs[v]) for v, w in enumerate(track.want)),
-        tuple(enc.tsc(w, tscs[v]) for v, w in enumerate(track.asked)),
+        tuple(enc.tsc(w, tscs[v]) if w > 0 else w for v, w in enumerate(track.asked)),
         tuple(x >= 0 for x in track.delivered), tuple(track.flagged), tuple(_text(h) for h in track.hang),
     )
     return _rank(canon) if enc.far else canon

@@ -98,9 +98,9 @@ def _pinpoint(d: Driver, cand, before, redo) -> int:
         return cand.first
     if cand.finding == "late_vs_classic":
         redo()
-        kinds, vcpus, a = rows.column("kind"), rows.column("vcpu"), rows.column("a")
         for i in range(cand.first, min(cand.last, len(rows))):
-            if kinds[i] == int(Kind.GUEST_TIMER_IRQ) and vcpus[i] == cand.vcpu and a[i] >= cand.want:
+            ev = rows.event(i)  # (never log.column() on a branching engine: its cache is by length)
+            if ev.kind == int(Kind.GUEST_TIMER_IRQ) and ev.vcpu == cand.vcpu and ev.a >= cand.want:
                 return i
         return cand.first
     hits: list[int] = []
@@ -115,9 +115,9 @@ def _pinpoint(d: Driver, cand, before, redo) -> int:
         return cand.last - 1
     index = hits[0]
     if cand.finding == "page_agrees":
-        kinds = d.engine.log.column("kind")
+        log = d.engine.log
         for i in range(index, cand.last):
-            if kinds[i] in HOST_FUNCTION_KINDS:
+            if log.event(i).kind in HOST_FUNCTION_KINDS:
                 return i  # judged after a host function
     return index
 

@@ -38,6 +38,11 @@ STORM_EVENTS = 20_000  # events in one letter's time (or the program end) that c
 STARVE_NS = 1_000_000  # a letter's guest operations still waiting for VM entry this long: starved
 _GUEST_IRQ = int(Kind.GUEST_TIMER_IRQ)
 _REQUEST = int(Kind.DEADLINE_REQUEST)
+_LAPIC_WRITE = int(Kind.LAPIC_WRITE)
+_RESET = int(Kind.VCPU_RESET)
+_LVTT_MSR = 0x832  # LAPIC_WRITE.a of an LVTT write (the x2APIC MSR number)
+CANCEL = -1  # Track.asked: a cancel (mask, mode switch, INIT) not yet executed
+CANCEL_BY_REQUEST = -2  # a set_next_event() while the clockevent is not live: wants nothing
 _LIVELOCK = int(Kind.HAZ_LIVELOCK)
 
 
@@ -62,17 +67,19 @@ class Track:
     want_step: list[int]
     delivered: list[int]  # ns of the delivering interrupt, -1: not yet
     flagged: list[int]  # bit 0: lost raised for this want, bit 1: late raised
-    asked: list[int]  # a deadline requested by a letter whose set_next_event has not run yet (0: none)
+    asked: list[int]  # a deadline (or CANCEL) a letter asked for whose instruction has not run yet (0: none)
+    asked_step: list[int]
     hang: list[str]  # the letter that left a non-zero armed without a host copy ("": it has one)
     phantoms: list[int]  # timer interrupts taken while nothing was wanted (not part of the state key)
 
     @classmethod
     def fresh(cls, n: int) -> Track:
-        return cls([0] * n, [-1] * n, [-1] * n, [0] * n, [0] * n, [""] * n, [0] * n)
+        return cls([0] * n, [-1] * n, [-1] * n, [0] * n, [0] * n, [-1] * n, [""] * n, [0] * n)
 
     def copy(self) -> Track:
         return Track(
-            list(self.want), list(self.want_step), list(self.delivered), list(self.flagged), list(self.asked), list(self.hang), list(self.phantoms)
+            list(self.want), list(self.want_step), list(self.delivered), list(self.flagged), list(self.asked), list(self.asked_step),
+            list(self.hang), list(self.phantoms),
         )
 
 
@@ -203,21 +210,20 @@ class Driver:
         params = self.alphabet.params_of(letter.name) if params is None else params
         self.program.append(Step(letter.name, vid, tuple(sorted(params.items())), at, move.ops, move.comment, move.want))
         if move.want is not None:
-            # The guest wants the deadline from its set_next_event() on (which may wait for
-            # VM entry); a cancel (mask, mode switch, INIT) counts at once.
-            tr = self.track
-            tr.want[vid] = 0
-            tr.want_step[vid] = len(self.program) - 1
-            tr.delivered[vid] = -1
-            tr.flagged[vid] = 0
-            tr.asked[vid] = move.want
+            # What the guest wants changes when its instruction runs (it may wait for VM
+            # entry): a deadline at its set_next_event(), a cancel at the LVTT write or INIT.
+            by_request = bool(move.ops) and move.ops[0][0] == "set_deadline"
+            self.track.asked[vid] = move.want if move.want else (CANCEL_BY_REQUEST if by_request else CANCEL)
+            self.track.asked_step[vid] = len(self.program) - 1
         for k, (name, args) in enumerate(move.ops):
             slot = self.slot_base + k
             self.script.ops[slot] = ScriptOp(at=at, vcpu=vid, op=name, args=dict(args))
             self._push(at, OP_SEQ_BASE + k, slot, vid)
         target = move.until if move.until is not None else at + move.gap
         self.window_events = 0
-        self._advance(target)
+        # Up to (not including) the next letter's instant: a scenario's operation runs before
+        # any other action of its instant, and so must the next letter's.
+        self._advance(target - 1)
         # A letter's operations may still wait for VM entry (several exits in a row): they
         # finish before the next letter, which comes after them -- unless the vCPU never
         # gets back to guest code (a livelock spread over time).
@@ -285,10 +291,17 @@ class Driver:
         for i in range(n0, n1):
             tag = rows[i * 5 + 1]
             kind = (tag >> 16) & 0xFFFF
-            if kind == _REQUEST:
+            if kind == _REQUEST or kind == _LAPIC_WRITE or kind == _RESET:
                 vid = (tag & 0xFFFF) - 1
-                if tr.asked[vid] and rows[i * 5 + 2] == tr.asked[vid]:
-                    tr.want[vid] = tr.asked[vid]
+                asked = tr.asked[vid]
+                if asked and (
+                    (kind == _REQUEST and (rows[i * 5 + 2] == asked or asked == CANCEL_BY_REQUEST))
+                    or (asked == CANCEL and (kind == _RESET or (kind == _LAPIC_WRITE and rows[i * 5 + 2] == _LVTT_MSR)))
+                ):
+                    tr.want[vid] = max(asked, 0)
+                    tr.want_step[vid] = tr.asked_step[vid]
+                    tr.delivered[vid] = -1
+                    tr.flagged[vid] = 0
                     tr.asked[vid] = 0
             elif kind == _GUEST_IRQ:
                 vid = (tag & 0xFFFF) - 1
