@@ -319,3 +319,13 @@ def test_programs_replay_event_for_event_as_scenario_files():
                     if d.stuck:
                         break
                 _replays(d, setup, variant)
+
+
+def test_docs_name_every_letter_and_finding_and_their_examples_still_hold():
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "explore.md").read_text(encoding="utf-8")
+    for name in list(LETTERS) + list(FINDINGS):
+        assert f"`{name}`" in text, name
+    examples = sorted((root / "docs" / "explore").glob("*.toml"))
+    assert examples
+    assert main(["check", *map(str, examples)]) == 0
