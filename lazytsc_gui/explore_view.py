@@ -152,8 +152,8 @@ class ExploreView(QtWidgets.QWidget):
         lists = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         lists.addWidget(self.searches)
         lists.addWidget(self.summary)
-        lists.setStretchFactor(0, 1)
-        lists.setStretchFactor(1, 1)
+        lists.setStretchFactor(0, 3)
+        lists.setStretchFactor(1, 2)
         tl.addWidget(lists)
         bottom = QtWidgets.QWidget()
         bl = QtWidgets.QVBoxLayout(bottom)
@@ -284,6 +284,7 @@ class ExploreView(QtWidgets.QWidget):
                     "variant": t.variant, "setup": t.setup, "depth": t.depth_done, "depth_target": t.depth_target,
                     "states": t.states, "rate": t.rate, "found": sorted({f.finding for f in t.findings}),
                 })
+        self.searches.resizeColumnsToContents()
         self.progress.setValue(self.progress.maximum())
         self.progress.setFormat(f"done in {report.seconds:.0f} s")
         self.summary.setPlainText("\n".join(report.summary_lines()))
@@ -321,6 +322,8 @@ class ExploreView(QtWidgets.QWidget):
                 if col == 3:
                     item.setData(Qt.ItemDataRole.DisplayRole, f.ops)
                 self.findings.setItem(row, col, item)
+        # In the report's order (variant, setup, finding) until the user sorts by a column.
+        self.findings.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.findings.setSortingEnabled(True)
         self.findings.resizeColumnsToContents()
         self._update_buttons()
