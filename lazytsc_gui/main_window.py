@@ -14,7 +14,13 @@ from pathlib import Path
 import numpy as np
 from lazytsc.accounting import summarize
 from lazytsc.resources import DEFAULT_SCENARIO, builtin_scenarios, icon_path
-from lazytsc.scenario import Scenario, atomic_write_text, with_bookmarks
+from lazytsc.scenario import (
+    Scenario,
+    TomlEditError,
+    atomic_write_text,
+    with_bookmarks,
+    with_breakpoints,
+)
 from lazytsc.taxonomy import HAZARD_KINDS
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -36,11 +42,6 @@ from .state_panel import StatePanel
 from .timeline import TimelineWidget
 from .timeline_data import build_timeline_data
 from .worker import TaskRunner
-
-try:  # structural TOML editing of [[breakpoint]] tables (lazytsc.scenario, newer builds)
-    from lazytsc.scenario import with_breakpoints
-except ImportError:  # pragma: no cover - older engine package
-    with_breakpoints = None
 
 Qt = QtCore.Qt
 MB = QtWidgets.QMessageBox
@@ -475,17 +476,18 @@ class MainWindow(QtWidgets.QMainWindow):
     # ================================================================== files
     def _ask_save(self) -> bool:
         """Unsaved editor changes: Save / Discard / Cancel. True when it is fine to go on."""
-        if getattr(self, "_unsaved_breakpoints", False) and not self.editor.is_modified():
+        if getattr(self, "_unsaved_marks", False) and not self.editor.is_modified():
             answer = MB.question(
                 self,
-                "Unsaved breakpoints",
-                "Breakpoints were changed in the panel but are not in the scenario text. Discard them?",
+                "Unsaved breakpoints or bookmarks",
+                "Breakpoints or bookmarks were changed but could not be written into the scenario text"
+                " (it does not parse). Discard those changes?",
                 MB.StandardButton.Discard | MB.StandardButton.Cancel,
                 MB.StandardButton.Cancel,
             )
             if answer != MB.StandardButton.Discard:
                 return False
-            self._unsaved_breakpoints = False
+            self._unsaved_marks = False
             return True
         if not self.editor.is_modified():
             return True
@@ -1016,7 +1018,7 @@ class MainWindow(QtWidgets.QMainWindow):
             title += f" (editor: {Path(editing).name}{'' if self.editor_is_run else ', not running'})"
         elif doc is None and editing:
             title = f"{Path(editing).name} (not running)"
-        modified = self.editor.is_modified() or getattr(self, "_unsaved_breakpoints", False)
+        modified = self.editor.is_modified() or getattr(self, "_unsaved_marks", False)
         self.setWindowTitle(f"{title} [*] — lazytsc")
         self.setWindowModified(modified)
 
@@ -1181,15 +1183,10 @@ class MainWindow(QtWidgets.QMainWindow):
         c = self.controller
         if not isinstance(c.doc, RunDocument) or not self.editor_is_run:
             return
-        if with_breakpoints is None:
-            self._unsaved_breakpoints = True
-            self.statusBar().showMessage("Breakpoints changed: this build cannot write them into the scenario file yet", 6000)
-            self._update_title()
-            return
         try:
             text = with_breakpoints(self.editor.text(), self.breakpoints_panel.specs())
-        except Exception as exc:  # the editor text no longer parses: keep it, say why
-            self._unsaved_breakpoints = True
+        except TomlEditError as exc:  # the editor text no longer parses: keep it, say why
+            self._unsaved_marks = True
             self.statusBar().showMessage(f"Breakpoints not written into the scenario text: {exc}", 8000)
             self._update_title()
             return
@@ -1204,7 +1201,14 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.set_bookmarks([(b.name, c.bookmark_time_ns(b) * 1e-9) for b in c.doc.bookmarks])
         self._rebuild_bookmarks_menu()
         if isinstance(c.doc, RunDocument) and self.editor_is_run:
-            self.editor.replace_text(with_bookmarks(self.editor.text(), c.doc.bookmarks))
+            try:
+                text = with_bookmarks(self.editor.text(), c.doc.bookmarks)
+            except TomlEditError as exc:  # the editor text no longer parses: keep it, say why
+                self._unsaved_marks = True
+                self.statusBar().showMessage(f"Bookmarks not written into the scenario text: {exc}", 8000)
+                self._update_title()
+                return
+            self.editor.replace_text(text)
             self.statusBar().showMessage("Bookmarks written into the scenario text: save (Ctrl+S) to keep them", 6000)
 
     def _rebuild_bookmarks_menu(self) -> None:

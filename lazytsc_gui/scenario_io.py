@@ -1,7 +1,7 @@
 """Reading and checking scenario text for the window, safely (no Qt).
 
 Files are read by a worker, never on the UI thread, and only regular files of a
-bounded size (`lazytsc.safeio` where the engine package has it): a FIFO would
+bounded size (`lazytsc.safeio`): a FIFO would
 block `open()` forever and `/dev/zero` reads without end. Checking never raises:
 input nested deeper than the TOML parser's recursion limit, or anything else the
 checker chokes on, becomes one ScenarioError at the line where it happens.
@@ -9,36 +9,16 @@ checker chokes on, becomes one ScenarioError at the line where it happens.
 
 from __future__ import annotations
 
-import os
-import stat
-
+from lazytsc.safeio import read_scenario_bytes
 from lazytsc.scenario import Scenario, ScenarioError, check_scenario
 
-MAX_SCENARIO_BYTES = 16 << 20
 NESTING_LIMIT = 100
-
-try:  # the engine package's safe opening (regular files only, byte caps)
-    from lazytsc.safeio import read_scenario_bytes as _read_safe
-except ImportError:  # pragma: no cover - older engine package
-    _read_safe = None
 
 
 def read_scenario_file(path: str) -> bytes:
-    """The file's bytes; OSError (with a reason a person can act on) otherwise."""
-    if _read_safe is not None:
-        return _read_safe(path)
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a device or special file"
-        raise OSError(f"{path}: is {kind}, not a regular file")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            raise OSError(f"{path}: is not a regular file")
-        data = fh.read(MAX_SCENARIO_BYTES + 1)
-    if len(data) > MAX_SCENARIO_BYTES:
-        raise OSError(f"{path}: larger than {MAX_SCENARIO_BYTES >> 20} MiB: not a scenario")
-    return data
+    """The file's bytes (regular files only, size capped: lazytsc.safeio); OSError with a
+    reason a person can act on otherwise."""
+    return read_scenario_bytes(path)
 
 
 def deepest_line(text: str, limit: int = NESTING_LIMIT) -> int:

@@ -275,7 +275,7 @@ def test_run_until_limit_and_cancel(seed):
 def test_breakpoint_rejects_unknown_names_and_describes_itself():
     with pytest.raises(ExprError):
         Breakpoint(condition="armd == 0")
-    assert {"armed", "pending", "now", "cached_armed", "kind", "vcpu"} <= CONDITION_NAMES
+    assert {"armed", "pending", "now", "cached_armed", "kind", "vcpu"} <= CONDITION_NAMES.keys()
     assert Breakpoint(kind="kick", vcpu=1).describe() == "kind=kick vcpu=1"
     assert Breakpoint(kind="kick", name="host kick").describe() == "host kick"
 

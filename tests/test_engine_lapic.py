@@ -500,3 +500,105 @@ def test_guest_write_at_the_delivery_instant_is_never_spurious(mode):
     e = run(body, mode)
     assert events(e, "spurious") == []
     assert times(e, "guest_timer_irq")[-1] == 210_000
+
+
+# ---- reset quirks ---------------------------------------------------------------------------
+def test_bsp_lint0_is_extint_after_reset_and_keeps_its_bits_when_masked():
+    """kvm_lapic_reset(): with KVM_X86_QUIRK_LINT0_REENABLED (default on) the BSP's LINT0 is
+    `SET_APIC_DELIVERY_MODE(0, APIC_MODE_EXTINT)` = 0x700, unmasked; an AP's is masked. A SPIV
+    software disable then ORs APIC_LVT_MASKED into the old value (0x10700), and INIT resets it
+    to 0x700 again."""
+    body = """
+vcpus = 2
+duration = "100us"
+[defaults]
+boot = "reset"
+""" + script(
+        dict(at="1us", op="read", reg="lvt0", label="bsp"),
+        dict(at="1us", vcpu=1, op="read", reg="lvt0", label="ap"),
+        dict(at="2us", op="write", reg="spiv", value=0x1FF),
+        dict(at="3us", op="write", reg="spiv", value=0xFF),
+        dict(at="4us", op="read", reg="lvt0", label="bsp_masked"),
+        dict(at="5us", op="reset"),
+        dict(at="6us", op="read", reg="lvt0", label="bsp_init"),
+    )
+    e = run(body, "classic")
+    assert e.reads == {"bsp": 0x700, "ap": 0x10000, "bsp_masked": 0x10700, "bsp_init": 0x700}
+
+
+def test_xapic_page_reads_all_ones_and_drops_writes_while_hardware_disabled():
+    """apic_mmio_read()/apic_mmio_write(): with IA32_APIC_BASE.EN clear and
+    KVM_X86_QUIRK_LAPIC_MMIO_HOLE (default on) a read fills 0xff and a write is dropped --
+    and an MMIO store never faults. Re-enabling shows the registers as they were."""
+    body = """
+duration = "100us"
+[defaults]
+boot = "reset"
+x2apic = false
+""" + script(
+        dict(at="1us", op="write", reg="spiv", value=0x1FF),
+        dict(at="2us", op="wrmsr", msr=0x1B, value=0xFEE00100),  # EN clear
+        dict(at="3us", op="read", reg="lvtt", label="lvtt_off"),
+        dict(at="3us", op="read", reg="spiv", label="spiv_off"),
+        dict(at="4us", op="write", reg="spiv", value=0xFF, label="spiv_write"),
+        dict(at="4us", op="write", reg="tmcct", value=1, label="ro_write"),
+        dict(at="5us", op="wrmsr", msr=0x1B, value=0xFEE00900),  # EN set again
+        dict(at="6us", op="read", reg="spiv", label="spiv_on"),
+        dict(at="7us", op="write", reg="tmcct", value=1, label="ro_write_on"),
+    )
+    e = run(body, "classic")
+    assert e.reads["lvtt_off"] == 0xFFFFFFFF
+    assert e.reads["spiv_off"] == 0xFFFFFFFF
+    assert e.reads["spiv_on"] == 0x1FF  # the dropped write changed nothing
+    assert e.script.faults == {}  # neither the dropped nor the read-only store faults
+
+
+def test_x2apic_rdmsr_of_write_only_registers_and_msrs_outside_x2apic_mode_fault():
+    """kvm_x2apic_msr_read() -> kvm_lapic_msr_read() -> kvm_lapic_reg_read() returns 1 (#GP)
+    for a register kvm_lapic_readable_reg_mask() leaves out: EOI (0x80b), SELF IPI (0x83f);
+    kvm_x2apic_msr_read()/_write() return 1 for any x2APIC MSR while the APIC is in xAPIC mode."""
+    body = """
+duration = "100us"
+[defaults]
+boot = "reset"
+""" + script(
+        dict(at="1us", op="rdmsr", msr=0x80B, label="eoi"),
+        dict(at="1us", op="rdmsr", msr=0x83F, label="self_ipi"),
+        dict(at="1us", op="rdmsr", msr=0x803, label="lvr"),
+        dict(at="2us", op="wrmsr", msr=0x1B, value=0xFEE00100),  # disabled
+        dict(at="3us", op="wrmsr", msr=0x1B, value=0xFEE00900),  # xAPIC
+        dict(at="4us", op="rdmsr", msr=0x803, label="lvr_xapic"),
+        dict(at="4us", op="wrmsr", msr=0x808, value=0, label="tpr_xapic"),
+    )
+    e = run(body, "classic")
+    assert e.script.faults == {"eoi": 13, "self_ipi": 13, "lvr_xapic": 13, "tpr_xapic": 13}
+    assert e.reads["lvr"] == 0x50014
+
+
+@pytest.mark.parametrize("backend", ["hv", "sw"])
+def test_tdcr_change_after_oneshot_expiry_refires_at_once(backend):
+    """kvm_lapic_reg_write(APIC_TDCR): the divide count changed and `period` is still set, so
+    update_target_expiration() sets `target_expiration = now` (remaining 0) and
+    restart_apic_timer() -> start_sw_period() (no TSC deadline left for the hv timer) reads a
+    later ktime_get(): `ktime_after(now, target)` holds and apic_timer_expired(apic, false)
+    injects at once (APICv) -- the expired one-shot fires again at the TDCR write, without an
+    hrtimer and without an extra exit."""
+    body = f"""
+duration = "100us"
+[defaults]
+boot = "reset"
+timer_backend = "{backend}"
+""" + script(
+        *ENABLE,
+        dict(at="3us", op="write", reg="lvtt", value=ONESHOT),
+        dict(at="4us", op="write", reg="tmict", value=1000),
+        dict(at="20us", op="write", reg="tdcr", value=0xA),  # divide by 128
+    )
+    e = run(body, "classic")
+    irqs = times(e, "guest_timer_irq")
+    assert len(irqs) == 2
+    assert irqs[1] == 20_000 + EXIT_COST  # taken at the TDCR write's re-entry
+    expired = events(e, "timer_expired")
+    assert expired[-1].time == 20_000  # expired at the write, not an hrtimer later
+    assert all(t < 20_000 for t in times(e, "timer_fire"))
+    assert all(t < 20_000 for t in times(e, "timer_arm"))

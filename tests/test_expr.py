@@ -120,3 +120,148 @@ def test_names_used_are_recorded():
 def test_no_name_check_without_a_name_list():
     c = Condition("anything == 2")
     assert c({"anything": 2}) is True
+
+
+# ---- the typed schema the debugger uses -----------------------------------------------------
+from lazytsc.debugger import CONDITION_NAMES  # noqa: E402
+from lazytsc.expr import INT, MAX_DEPTH, MAX_TOKENS, enum_type  # noqa: E402
+
+
+def typed(text: str) -> Condition:
+    return Condition(text, CONDITION_NAMES)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "kind == 'kick' and armed == 0",
+        "exit == 'halt' or exit == ''",
+        "sub != 'tsc-deadline'",
+        "mode == 'tsc-deadline'",
+        "'kick' == kind",
+        "kind == kind",
+        "masked and armed",  # integers as truth values
+        "not (armed > 0)",
+        "(lvtt & 0x10000) != 0",
+        "-a < b and a // 3 == b % 7",
+    ],
+)
+def test_typed_conditions_accepted(text):
+    typed(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("'%2000000000d' % 1 == 0", "`%` needs integers, not the string '%2000000000d'"),
+        ("kind * 1000000000 == 0", "`*` needs integers, not `kind`"),
+        ("'%c' % -1 == 0", "`%` needs integers"),
+        ("kind + 'x' == kind", "`+` needs integers"),
+        ("kind < 'kick'", "`<` needs integers"),
+        ("kind == 3", "`==` compares `kind`"),
+        ("armed == 'kick'", "`==` compares `armed` (int) with the string 'kick'"),
+        ("kind == exit", "`==` compares"),
+        ("kind == 'kik'", "'kik' is not an event kind name (did you mean `kick`?)"),
+        ("exit == 'hlt'", "'hlt' is not an exit reason name (did you mean `halt`?)"),
+        ("not kind", "`not` needs a comparison or an integer, not `kind`"),
+        ("kind", "a condition must be a comparison, not `kind`"),
+        ("'kick'", "a condition must be a comparison"),
+        ("(armed > 0) + 1 == 2", "`+` needs integers, not a comparison"),
+        ("armd == 0", "unknown name 'armd' (did you mean `armed`?)"),
+        ("1 < 2 < 3", "comparisons cannot be chained"),
+        ("armed == not pending", "unexpected 'not'"),
+        ("armed == 0x1_0000_0000_0000_0000", "number too large"),
+    ],
+)
+def test_typed_conditions_rejected_at_parse_time(text, message):
+    with pytest.raises(ExprError) as info:
+        typed(text)
+    assert message in str(info.value)
+
+
+def test_unknown_name_far_from_everything_lists_the_names():
+    with pytest.raises(ExprError) as info:
+        typed("zzzzzz == 1")
+    assert "known: a, armed" in str(info.value)
+
+
+def test_typed_evaluation():
+    c = typed("kind == 'kick' and exit == '' and armed > 3")
+    assert c({"kind": "kick", "exit": "", "armed": 4}) is True
+    assert c({"kind": "clear", "exit": "", "armed": 4}) is False
+
+
+def test_custom_schema():
+    schema = {"n": INT, "colour": enum_type(["red", "green"], "colour")}
+    assert Condition("colour == 'red' and n > 1", schema)({"colour": "red", "n": 2})
+    with pytest.raises(ExprError, match="did you mean `green`"):
+        Condition("colour == 'gren'", schema)
+
+
+# ---- size, depth and run-time safety (reproducers) ---------------------------------------------
+def nested_parens(n: int) -> str:
+    return "(" * n + "armed == 0" + ")" * n
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        nested_parens(90),
+        "not " * 1000 + "armed == 0",
+        "- " * 1000 + "armed == 0",
+        " or ".join(f"armed == {i}" for i in range(1000)),
+        "armed == 0 and " * 600 + "armed == 0",
+        "(" * 100_000,
+        "a" * 100_000 + " == 1",
+    ],
+    ids=["90-parens", "1000-not", "1000-neg", "or-chain-1000", "and-chain-600", "100k-open", "100k-name"],
+)
+def test_huge_or_deep_conditions_are_clean_parse_errors(text):
+    with pytest.raises(ExprError) as info:
+        typed(text)
+    assert "too" in str(info.value)
+
+
+def test_the_largest_accepted_conditions_evaluate_without_recursion():
+    """At the bounds, parsing and evaluation are loops: they work with almost no stack left."""
+    import inspect
+    import sys
+
+    deep = nested_parens(MAX_DEPTH)
+    unary = "not " * (MAX_DEPTH - 1) + "armed == 0"  # odd count: true when armed != 0
+    terms = (MAX_TOKENS - 1) // 4 + 1
+    chain = " or ".join(f"armed == {i}" for i in range(terms))
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack()) + 40)
+    try:
+        assert Condition(deep, CONDITION_NAMES)({"armed": 0}) is True
+        assert Condition(unary, CONDITION_NAMES)({"armed": 1}) is True
+        assert Condition(chain, CONDITION_NAMES)({"armed": terms - 1}) is True
+        assert Condition(chain, CONDITION_NAMES)({"armed": terms}) is False
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+@pytest.mark.parametrize(
+    ("text", "env"),
+    [
+        ("a // b == 0", {"a": 1, "b": 0}),
+        ("a > 0", {}),  # missing name
+        ("a > 0", {"a": "text"}),  # wrong type at run time
+        ("a + 1 > 0", {"a": None}),
+        ("not a", {"a": [1, 2]}),
+        ("a == 1 or b // 0 == 1", {"a": 0, "b": 1}),
+    ],
+)
+def test_evaluation_never_raises(text, env):
+    assert Condition(text, ["a", "b"])(env) is False
+
+
+def test_big_products_are_exact_and_bounded():
+    """Values grow only with the expression, which is bounded: 1 << 63 multiplied 8 times."""
+    assert Condition("a * a * a * a * a * a * a * a == b", ["a", "b"])({"a": 1 << 63, "b": 1 << 504}) is True
+
+
+def test_short_circuit_like_python():
+    assert Condition("a == 1 or a // 0 == 1", ["a"])({"a": 1}) is True
+    assert Condition("a == 0 and a // 0 == 1", ["a"])({"a": 1}) is False

@@ -100,3 +100,23 @@ def test_cli_writes_perfetto_files(tmp_path: Path) -> None:
     assert check_slices_nest(decode(out2.read_bytes()))["halt"] > 0
     times = [p.timestamp for p in decode(out2.read_bytes()).packet if p.HasField("track_event")]
     assert min(times) >= 0 and np.all(np.diff(np.array(times)) >= -10**12)
+
+
+def test_export_through_a_symlink_keeps_the_link_and_the_mode(tmp_path: Path) -> None:
+    """Saving over a linked file writes the file the link names; the link stays a link,
+    and the target keeps its mode (lazytsc.atomic, like every other save)."""
+    import os
+
+    from lazytsc.perfetto import export_perfetto
+
+    real = tmp_path / "real.pftrace"
+    real.write_bytes(b"old")
+    os.chmod(real, 0o640)
+    link = tmp_path / "link.pftrace"
+    link.symlink_to(real)
+    e = Engine(load_scenario(builtin_scenarios()["periodic_tick"]), "lazy")
+    e.run()
+    assert export_perfetto(e.log, link) > 0
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.stat().st_mode & 0o777 == 0o640
+    assert real.read_bytes() != b"old" and decode(real.read_bytes()).packet

@@ -22,6 +22,7 @@ from .vcpu import (
     APIC_DEST_LOGICAL,
     APIC_DEST_SELF,
     APIC_DFR,
+    APIC_DM_EXTINT,
     APIC_DM_FIXED,
     APIC_DM_LOWEST,
     APIC_EOI,
@@ -83,7 +84,11 @@ class ApicState:
         self.reset()
 
     def reset(self) -> None:
-        """kvm_lapic_reset(): LVTs masked, SPIV 0xff (software-disabled), TPR/ICR/IRR/ISR 0."""
+        """kvm_lapic_reset(): LVTs masked, SPIV 0xff (software-disabled), TPR/ICR/IRR/ISR 0.
+
+        On the BSP, KVM_X86_QUIRK_LINT0_REENABLED (on unless userspace disables it) then
+        sets LINT0 to ExtINT, unmasked: `SET_APIC_DELIVERY_MODE(0, APIC_MODE_EXTINT)`.
+        """
         cmci = hasattr(self, "lvt") and APIC_LVTCMCI in self.lvt
         self.sw_enabled = False
         self.spiv = SPIV_RESET
@@ -95,6 +100,8 @@ class ApicState:
         self.lvt = dict.fromkeys(LVT_REGS, LVT_MASKED)
         if cmci:
             self.lvt[APIC_LVTCMCI] = LVT_MASKED
+        if self.apic_base & APICBASE_BSP:
+            self.lvt[APIC_LVT0] = APIC_DM_EXTINT
         self.icr = 0
         self.icr2 = 0
         self.ldr = 0

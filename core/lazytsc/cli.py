@@ -1,26 +1,35 @@
 """`lazytsc`: the headless CLI over the engine (DESIGN.md section 4). Never imports Qt.
 
-    lazytsc run SCENARIO [--mode classic|lazy|both] [--json]
-    lazytsc check SCENARIO...
+    lazytsc run SCENARIO [--mode classic|lazy|both] [--json] [--max-events N]
+    lazytsc check SCENARIO... [--max-events N]
     lazytsc trace FILE [--json] [--what-if lazy]
     lazytsc list
-    lazytsc events SCENARIO [--mode M] [--format csv|json] [-o FILE]
+    lazytsc events SCENARIO [--mode M] [--format csv|json] [-o FILE] [--max-events N]
     lazytsc sweep SCENARIO --set key=v1,v2,... [--mode M] [--jobs N] [--json|--csv]
     lazytsc explore [--variant v2|v3|both] [--depth N] [--vcpus 1|2] [--time-limit S] [--json]
 
-Bad input exits 2 with one line `lazytsc: error: FILE:LINE: field: what was expected`.
+Bad input exits 2 with one line `lazytsc: error: FILE:LINE: field: what was expected`
+(file names and values with control characters escaped). Runs stop at an event limit
+(`--max-events`, default 10,000,000) and show progress on stderr when it is a terminal.
+`-o FILE` is written atomically; output into a closed pipe (`| head`) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
+from .quoting import escape_controls, quote_path
+from .runner import DEFAULT_MAX_EVENTS, RunLimitExceeded, RunProgress, TerminalProgress, run_to_end
 from .scenario import Scenario, ScenarioError, load_scenario, resolve_scenario_path
+
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
 
 
 class CliError(Exception):
@@ -42,23 +51,81 @@ def _modes(scenario: Scenario, requested: str | None) -> tuple[str, ...]:
     return ("classic", "lazy") if mode == "both" else (mode,)
 
 
-def run_modes(scenario: Scenario, modes: Sequence[str]) -> dict[str, Any]:
-    """Run the scenario once per mode; returns {mode: finished Engine}."""
+def run_modes(
+    scenario: Scenario,
+    modes: Sequence[str],
+    max_events: int | None = DEFAULT_MAX_EVENTS,
+    progress: Callable[[RunProgress], None] | None = None,
+) -> dict[str, Any]:
+    """Run the scenario once per mode; returns {mode: finished Engine}.
+
+    Raises CliError naming the scenario when a run passes `max_events` (None/0: no limit).
+    """
     from .engine import Engine
 
     engines = {}
     for mode in modes:
         engine = Engine(scenario, mode)
-        engine.run()
+        try:
+            run_to_end(engine, scenario.run.duration_ns, max_events, progress, mode)
+        except RunLimitExceeded as exc:
+            raise CliError(f"{quote_path(scenario.path or scenario.name)}: {exc}") from None
+        finally:
+            clear = getattr(progress, "clear", None)
+            if clear is not None:
+                clear()
         engines[mode] = engine
     return engines
+
+
+def _progress(label: str = "") -> TerminalProgress | None:
+    return TerminalProgress.for_stderr(label)
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an event count (got {text!r})") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a count >= 0 (got {text!r})")
+    return value
+
+
+def _add_limit(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max-events",
+        type=_non_negative,
+        default=DEFAULT_MAX_EVENTS,
+        metavar="N",
+        help=f"stop a run that logs more than N events (default {DEFAULT_MAX_EVENTS:,}, about 400 MB; 0: no limit)",
+    )
+
+
+def check_output_path(path: str) -> None:
+    """Refuse an output path that cannot be written, before a long run rather than after."""
+    from .atomic import resolve_target
+
+    name = quote_path(path)
+    try:
+        target = resolve_target(path)
+        if target.is_dir():
+            raise CliError(f"{name}: a file name for the output (this is a directory)")
+        parent = target.parent
+        if not parent.is_dir():
+            raise CliError(f"{name}: an output file in an existing directory ({quote_path(parent)} does not exist)")
+        if not os.path.lexists(target) and not os.access(parent, os.W_OK | os.X_OK):
+            raise CliError(f"{name}: a writable output file (cannot create files in {quote_path(parent)})")
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise CliError(f"{name}: a writable output file ({reason})") from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .accounting import format_seed_table
 
     scenario = _load(args.scenario)
-    engines = run_modes(scenario, _modes(scenario, args.mode))
+    engines = run_modes(scenario, _modes(scenario, args.mode), args.max_events, _progress())
     summaries = {mode: e.summary() for mode, e in engines.items()}
     if args.json:
         if len(summaries) == 1:
@@ -66,7 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         else:
             print(json.dumps(summaries))
         return 0
-    print(f"{scenario.name}  ({scenario.run.variant}, {len(scenario.run.vcpus)} vCPU, seed {scenario.run.seed})")
+    print(f"{escape_controls(scenario.name)}  ({scenario.run.variant}, {len(scenario.run.vcpus)} vCPU, seed {scenario.run.seed})")
     print(format_seed_table(summaries))
     for mode, e in engines.items():
         if e.workload is not None:
@@ -82,7 +149,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     total = 0
     for name in args.scenarios:
         scenario = _load(name)
-        engines = run_modes(scenario, scenario.modes)
+        engines = run_modes(scenario, scenario.modes, args.max_events, _progress(scenario.name))
         per_mode = {mode: run_results(e) for mode, e in engines.items()}
         for outcome in evaluate(scenario, per_mode):
             total += 1
@@ -91,7 +158,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 label = outcome.expectation.describe()
                 if outcome.mode not in ("both",) and not outcome.expectation.mode:
                     label = f"{outcome.mode}.{label}"
-                print(f"{scenario.path}: {label}: expected {outcome.expected}, got {outcome.got}")
+                # names come from the file: escaped, so a scenario cannot drive the terminal
+                print(f"{quote_path(scenario.path)}: {escape_controls(label)}: expected {outcome.expected}, got {outcome.got}")
     print(f"{total - failures} passed, {failures} failed")
     return 1 if failures else 0
 
@@ -101,33 +169,45 @@ def cmd_list(_args: argparse.Namespace) -> int:
 
     for name, path in builtin_scenarios().items():
         scenario = load_scenario(path)
-        print(f"{name:24} {scenario.name}")
+        print(f"{name:24} {escape_controls(scenario.name)}")
     return 0
 
 
 def cmd_events(args: argparse.Namespace) -> int:
     from .export import write_events
 
+    if args.output:
+        check_output_path(args.output)
     scenario = _load(args.scenario)
     mode = args.mode or ("lazy" if scenario.mode == "both" else scenario.mode)
-    engine = run_modes(scenario, [mode])[mode]
+    engine = run_modes(scenario, [mode], args.max_events, _progress())[mode]
     if args.format == "perfetto":  # binary protobuf: a file, or a non-terminal stdout
-        from .perfetto import export_perfetto, write_perfetto
+        from .perfetto import write_perfetto
 
         title = f"{scenario.name} ({mode})"
         if args.output:
-            export_perfetto(engine.log, args.output, title=title)
-        elif sys.stdout.isatty():
+            return _write_output(args.output, lambda out: write_perfetto(engine.log, out, title=title), binary=True)
+        if sys.stdout.isatty():
             raise CliError("--format perfetto: expected -o FILE (the trace is binary)")
-        else:
-            write_perfetto(engine.log, sys.stdout.buffer, title=title)
+        sys.stdout.flush()
+        write_perfetto(engine.log, sys.stdout.buffer, title=title)
         return 0
-    out = open(args.output, "w", encoding="utf-8", newline="") if args.output else sys.stdout
+    if not args.output:
+        write_events(engine.log, sys.stdout, args.format)
+        return 0
+    return _write_output(args.output, lambda out: write_events(engine.log, out, args.format))
+
+
+def _write_output(path: str, write: Callable[[Any], Any], binary: bool = False) -> int:
+    """Write an output file atomically (lazytsc.atomic); a failure leaves the old file as it was."""
+    from .atomic import atomic_open
+
     try:
-        write_events(engine.log, out, args.format)
-    finally:
-        if args.output:
-            out.close()
+        with atomic_open(path, newline=None if binary else "", binary=binary) as out:
+            write(out)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise CliError(f"{quote_path(path)}: a writable output file ({reason}; the file was not changed)") from None
     return 0
 
 
@@ -139,9 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", help="scenario file, or a built-in name (see `lazytsc list`)")
     p.add_argument("--mode", choices=("classic", "lazy", "both"))
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _add_limit(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("check", help="evaluate the [[expect]] blocks of scenarios")
     p.add_argument("scenarios", nargs="+")
+    _add_limit(p)
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("list", help="list the built-in scenarios")
     p.set_defaults(func=cmd_list)
@@ -150,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=("classic", "lazy"))
     p.add_argument("--format", choices=("csv", "json", "perfetto"), default="csv",
                    help="perfetto: a trace ui.perfetto.dev opens")
-    p.add_argument("-o", "--output")
+    p.add_argument("-o", "--output", help="write to this file (atomically) instead of stdout")
+    _add_limit(p)
     p.set_defaults(func=cmd_events)
     from .sweep_cli import add_sweep_parser
 
@@ -168,19 +251,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> int:
+    print(f"lazytsc: error: {escape_controls(message)}", file=sys.stderr)
+    return 2
+
+
+def _stdout_closed() -> int:
+    """The reader of our stdout went away (`| head`): stop quietly, like a tool killed by SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            return _stdout_closed()
+        if getattr(exc, "filename", None) is None and exc.errno in (errno.ENOSPC, errno.EIO, errno.EDQUOT, errno.EFBIG):
+            return _error(f"<stdout>: writable output ({exc.strerror})")
+        raise
     except (CliError, ScenarioError) as exc:
-        print(f"lazytsc: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
     except Exception as exc:  # a trace importer or other input error with a message
         name = type(exc).__name__
         if name in ("TraceError",):
-            print(f"lazytsc: error: {exc}", file=sys.stderr)
-            return 2
+            return _error(str(exc))
         raise
     except KeyboardInterrupt:
         return 130

@@ -28,16 +28,28 @@ import numpy as np
 
 from .engine import Engine
 from .eventlog import RecordedLog
-from .expr import Condition
-from .observe import STATE_GETTERS
+from .expr import INT, Condition, FieldType, enum_type
+from .observe import FIELD_TYPES, STATE_GETTERS
 from .scenario import BreakpointSpec, Scenario
 from .snapshot import Snapshot
 from .taxonomy import EXIT_BY_NAME, EXIT_NAMES, KIND_BY_NAME, KIND_NAMES, MSR_SUB_NAMES
+from .vcpu import MODE_NAMES
 
 # Names a breakpoint condition may use: the event's columns, then the state of the
 # event's vCPU as of that event.
 _EVENT_FIELDS = ("index", "time", "vcpu", "kind", "exit", "sub", "a", "b", "parent")
-CONDITION_NAMES: frozenset[str] = frozenset(_EVENT_FIELDS) | frozenset(STATE_GETTERS)
+# The typed schema conditions are checked against (lazytsc.expr): integers, and four
+# names compared with 'strings' that must be one of their values.
+_ENUM_FIELDS: dict[str, FieldType] = {
+    "kind": enum_type(KIND_NAMES.values(), "event kind"),
+    "exit": enum_type(["", *EXIT_NAMES.values()], "exit reason"),
+    "sub": enum_type(["", *MSR_SUB_NAMES.values()], "MSR"),
+    "mode": enum_type(MODE_NAMES.values(), "timer mode"),
+}
+CONDITION_NAMES: dict[str, FieldType] = {
+    name: _ENUM_FIELDS.get(name, INT if FIELD_TYPES.get(name, "int") == "int" else _ENUM_FIELDS["mode"])
+    for name in (*_EVENT_FIELDS, *STATE_GETTERS)
+}
 # Names a watchpoint may watch (per-vCPU state values, lazytsc.observe).
 WATCH_NAMES: tuple[str, ...] = tuple(sorted(STATE_GETTERS))
 # Values that change on (almost) every event are useless as watchpoints.

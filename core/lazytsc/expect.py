@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,12 +108,44 @@ def _value(exp: Expectation, per_mode: dict[str, dict], mode: str) -> float:
             raise ExpectError("reduction.* needs both classic and lazy runs (mode = \"both\")")
         base = lookup(per_mode["classic"], path)
         return 1.0 - lookup(per_mode["lazy"], path) / base if base else 0.0
-    value = lookup(per_mode[mode], exp.what)
+    if exp.expr is not None:
+        value = _evaluate_expr(exp, per_mode[mode])
+    else:
+        value = lookup(per_mode[mode], exp.what)
     if exp.minus:
         value -= lookup(per_mode[mode], exp.minus)
     if exp.of:
         whole = lookup(per_mode[mode], exp.of)
         value = value / whole if whole else 0.0
+    return value
+
+
+class _Paths(Mapping):
+    """Result paths as the names of an expectation's `expr`."""
+
+    def __init__(self, results: dict[str, Any]) -> None:
+        self.results = results
+
+    def __getitem__(self, name: str) -> float:
+        return lookup(self.results, name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _evaluate_expr(exp: Expectation, results: dict[str, Any]) -> float:
+    assert exp.expr is not None
+    try:
+        value = exp.expr(_Paths(results))
+    except ZeroDivisionError:
+        raise ExpectError(f"{exp.expr.text!r} divides by zero") from None
+    if isinstance(value, bool):
+        return int(value)
+    if not isinstance(value, int | float):
+        raise ExpectError(f"{exp.expr.text!r} is not a number")
     return value
 
 

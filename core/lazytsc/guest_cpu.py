@@ -150,21 +150,27 @@ class GuestCpu:
         if self.apic.s[vid].x2apic:
             ok = self.host.x2apic_msr_write(vid, x2apic_msr(offset), value)
         else:
-            ok = self.host.lapic_reg_write(vid, offset, value)
+            ok = self.host.mmio_write(vid, offset, value)
         self._track_intent(vid, offset)
         return ok
 
     def apic_read(self, vid: int, offset: int) -> int:
+        """The guest reads an APIC register (a register that does not read gives 0)."""
+        value = self.apic_read_checked(vid, offset)
+        return 0 if value is None else value
+
+    def apic_read_checked(self, vid: int, offset: int) -> int | None:
+        """As apic_read; None where the read faults: an x2APIC RDMSR of a register
+        kvm_lapic_readable_reg_mask() leaves out (EOI, SELF IPI, ...) is a #GP."""
         exit_reason, _sub = self.apic_exit(vid, offset, False)
         if self.apic.s[vid].x2apic:
             value = self.host.x2apic_msr_read(vid, x2apic_msr(offset))
         else:
-            value = self.host.lapic_reg_read(vid, offset)
-        result = 0 if value is None else value
-        self.sched.ev(vid, Kind.LAPIC_READ, exit_reason, a=x2apic_msr(offset), b=result)
+            value = self.host.mmio_read(vid, offset)
+        self.sched.ev(vid, Kind.LAPIC_READ, exit_reason, a=x2apic_msr(offset), b=0 if value is None else value)
         if exit_reason != Exit.NONE:
             self.run.exit_taken(vid)
-        return result
+        return value
 
     def _isr_top(self, vid: int) -> int:
         return self.apic.s[vid].isr.bit_length() - 1
@@ -188,8 +194,9 @@ class GuestCpu:
 
     # ---- MSRs -------------------------------------------------------------------------------
     def wrmsr(self, vid: int, msr: int, value: int) -> bool:
-        """WRMSR: every MSR the protocol uses is intercepted (an msr-write exit)."""
-        if 0x800 <= msr <= 0x8FF:
+        """WRMSR: every MSR the protocol uses is intercepted (an msr-write exit). The x2APIC
+        range outside x2APIC mode is a plain MSR exit that #GPs (kvm_x2apic_msr_write)."""
+        if 0x800 <= msr <= 0x8FF and self.apic.s[vid].x2apic:
             from .vcpu import apic_offset
 
             return self.apic_write(vid, apic_offset(msr), value)
@@ -212,10 +219,12 @@ class GuestCpu:
         return self.host.set_msr(vid, msr, value)
 
     def rdmsr(self, vid: int, msr: int) -> int | None:
-        if 0x800 <= msr <= 0x8FF:
+        """RDMSR; None where it #GPs (kvm_x2apic_msr_read: outside x2APIC mode, or a register
+        that does not read)."""
+        if 0x800 <= msr <= 0x8FF and self.apic.s[vid].x2apic:
             from .vcpu import apic_offset
 
-            return self.apic_read(vid, apic_offset(msr))
+            return self.apic_read_checked(vid, apic_offset(msr))
         value = self.host.get_msr(vid, msr)
         self.sched.ev(vid, Kind.LAPIC_READ, Exit.MSR_READ, a=msr, b=0 if value is None else value)
         self.run.exit_taken(vid)

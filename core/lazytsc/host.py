@@ -90,6 +90,21 @@ class Host:
             return self.timer.s[vid].tdcr
         return self.apic.read(vid, offset)
 
+    def mmio_write(self, vid: int, offset: int, value: int) -> bool:
+        """apic_mmio_write(): an xAPIC page store never faults; with the APIC hardware-disabled
+        it is dropped (KVM_X86_QUIRK_LAPIC_MMIO_HOLE, on by default)."""
+        if not self.apic.s[vid].hw_enabled:
+            return True
+        self.lapic_reg_write(vid, offset, value)
+        return True
+
+    def mmio_read(self, vid: int, offset: int) -> int | None:
+        """apic_mmio_read(): with the APIC hardware-disabled the page reads all-ones
+        (`memset(data, 0xff, len)` under KVM_X86_QUIRK_LAPIC_MMIO_HOLE)."""
+        if not self.apic.s[vid].hw_enabled:
+            return 0xFFFFFFFF
+        return self.lapic_reg_read(vid, offset)
+
     def send_ipi(self, vid: int, icr: int) -> int:
         """kvm_apic_send_ipi() -> kvm_irq_delivery_to_apic(): returns how many accepted it."""
         vector, mode, trig, level, dest = self.apic.icr_fields(vid, icr)

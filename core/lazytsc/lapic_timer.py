@@ -421,11 +421,17 @@ class LapicTimer:
         self.lazy.clear(vid, CLEAR_EXPIRED_SW)
 
     def start_sw_period(self, vid: int) -> None:
-        """start_sw_period(): one-shot/periodic hrtimer at the exact target (no advance)."""
+        """start_sw_period(): one-shot/periodic hrtimer at the exact target (no advance).
+
+        KVM compares a fresh ktime_get() with the target (`ktime_after`); a target set to
+        "now" a few instructions earlier (update_target_expiration after an expired
+        one-shot, a restore from TMCCT 0) is already behind it. Simulated time does not
+        advance within an action, so a target equal to now counts as passed.
+        """
         t = self.s[vid]
         if not t.period:
             return
-        if self.sched.now > t.target:
+        if self.sched.now >= t.target:
             self.apic_timer_expired(vid, False)
             if t.timer_mode == MODE_ONESHOT:
                 return

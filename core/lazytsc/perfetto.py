@@ -230,29 +230,8 @@ def write_perfetto(
 def export_perfetto(
     log: EventLog, path: str | os.PathLike, *, title: str = "lazytsc", note_names: Sequence[str] = ()
 ) -> int:
-    """Write `path` atomically (temp file, fsync, rename); returns the packets written."""
-    import tempfile
-    from pathlib import Path
+    """Write `path` atomically (lazytsc.atomic: links, mode and owner kept); returns the packets written."""
+    from .atomic import atomic_open
 
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    try:
-        try:  # keep an existing file's mode; a new file gets the umask's default
-            mode = target.stat().st_mode & 0o7777
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "wb") as fh:
-            packets = write_perfetto(log, fh, title=title, note_names=note_names)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return packets
+    with atomic_open(path, binary=True) as fh:
+        return write_perfetto(log, fh, title=title, note_names=note_names)

@@ -8,16 +8,22 @@ conditions go through lazytsc.expr, never `eval`.
 
 from __future__ import annotations
 
+import datetime
+import math
 import os
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import tomledit, tomlscan
 from .atomic import atomic_write_text
 from .config import HOST_SPECS, VCPU_SPECS, HostConfig, RunConfig, Spec, VcpuConfig
-from .expr import Condition, ExprError
+from .expr import Condition, ExprError, Expression
+from .quoting import escape_controls, quote_path
+from .safeio import RefusedFile, read_scenario_bytes
 from .script import (
     COMMON_FIELDS,
     LAPIC_FIELDS,
@@ -29,6 +35,7 @@ from .script import (
     ScriptOp,
 )
 from .taxonomy import EXIT_BY_NAME, KIND_BY_NAME
+from .tomledit import TomlEditError  # noqa: F401 - re-exported for callers of with_*
 from .units import parse_duration
 
 FORMAT = 1
@@ -51,8 +58,12 @@ class ScenarioError(ValueError):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.expected}" if self.field else f"{where}: {self.expected}"
+        # names and values come from the file: escape them so the message stays one line
+        # and cannot drive the terminal (newlines, ANSI escapes in file names or keys)
+        name = quote_path(self.file)
+        where = f"{name}:{self.line}" if self.line else name
+        expected = escape_controls(self.expected)
+        return f"{where}: {escape_controls(self.field)}: {expected}" if self.field else f"{where}: {expected}"
 
 
 @dataclass(frozen=True)
@@ -98,9 +109,10 @@ class Expectation:
     line: int = 0
     minus: str = ""
     sequence: tuple[int, ...] | None = None
+    expr: Expression | None = None
 
     def describe(self) -> str:
-        label = self.name or self.what + (f" / {self.of}" if self.of else "")
+        label = self.name or (self.expr.text if self.expr else self.what) + (f" / {self.of}" if self.of else "")
         return f"{self.mode}.{label}" if self.mode and not self.name else label
 
 
@@ -128,72 +140,35 @@ class Scenario:
 
 
 # ---- locating keys in the TOML text --------------------------------------------------------
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\-\"' ]+?)\s*\]\]?\s*(#.*)?$")
-_KEYLINE = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
-_INLINE_KEY = re.compile(r"([A-Za-z0-9_\-]+)\s*=")
-
-
 def locate_keys(text: str) -> dict[tuple, int]:
-    """Map key paths like ("script", 3, "at") to 1-based line numbers (best effort).
+    """Map key paths like ("script", 3, "at") to 1-based line numbers.
 
-    tomllib gives values but no positions; a line scan that follows table headers,
-    array-of-table indices and `key =` lines is enough for error messages.
+    tomllib gives values but no positions; lazytsc.tomlscan follows the TOML lexical
+    rules (multi-line strings and arrays, inline tables, array-of-tables indices).
     """
-    where: dict[tuple, int] = {}
-    counts: dict[tuple, int] = {}
-    table: tuple = ()
-    in_multiline: str | None = None
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw
-        if in_multiline:
-            if line.count(in_multiline) % 2 == 1:
-                in_multiline = None
-            continue
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        header = _HEADER.match(line)
-        if header and not _KEYLINE.match(line):
-            names = tuple(part.strip().strip("\"'") for part in header.group(2).split("."))
-            if header.group(1) == "[[":
-                index = counts.get(names, 0)
-                counts[names] = index + 1
-                table = names + (index,)
-            else:
-                table = names
-            where.setdefault(table, lineno)
-            continue
-        key = _KEYLINE.match(line)
-        if key:
-            path = table + tuple(p.strip().strip("\"'") for p in key.group(1).split("."))
-            where.setdefault(path, lineno)
-            rest = line[key.end():]
-            if rest.strip().startswith("{"):
-                for inner in _INLINE_KEY.finditer(rest):
-                    where.setdefault(path + (inner.group(1),), lineno)
-            for quote in ('"""', "'''"):
-                if rest.count(quote) % 2 == 1:
-                    in_multiline = quote
-    return where
+    return tomlscan.locate(text)
 
 
 class _Checker:
     """Validates the parsed TOML tree, collecting errors with their lines."""
 
-    def __init__(self, filename: str, text: str) -> None:
+    def __init__(self, filename: str, positions: dict[tuple, int]) -> None:
         self.file = filename
-        self.where = locate_keys(text)
+        self.where = positions
         self.errors: list[ScenarioError] = []
 
     def line(self, path: tuple) -> int:
+        """The line of `path`, else of its nearest written parent, else 1 (the root table)."""
         for end in range(len(path), 0, -1):
             found = self.where.get(path[:end])
             if found:
                 return found
-        return 0
+        return 1 if self.where else 0
 
-    def error(self, path: tuple, expected: str) -> None:
-        self.errors.append(ScenarioError(self.file, self.line(path), _dotted(path), expected))
+    def error(self, path: tuple, expected: str, at: tuple | None = None) -> None:
+        """Record an error about `path`, shown at the line of `at` when `path` is not written."""
+        line = self.where.get(path) or (self.line(at) if at is not None else self.line(path))
+        self.errors.append(ScenarioError(self.file, line, _dotted(path), expected))
 
     def unknown_keys(self, path: tuple, table: dict, allowed: set[str] | dict) -> None:
         for key in table:
@@ -219,6 +194,13 @@ class _Checker:
             if not isinstance(raw, int | float) or isinstance(raw, bool):
                 self.error(path, f"a number (got {_type_name(raw)})")
                 return None
+            try:
+                finite = math.isfinite(float(raw))
+            except OverflowError:
+                finite = False
+            if not finite:
+                self.error(path, f"a finite number of magnitude below 1.8e308 (got {_short_repr(raw)})")
+                return None
             value = raw
         elif kind == "bool":
             if not isinstance(raw, bool):
@@ -226,7 +208,7 @@ class _Checker:
                 return None
             return raw
         elif kind == "choice":
-            if raw not in spec.choices:
+            if not isinstance(raw, str) or raw not in spec.choices:
                 self.error(path, f"one of {', '.join(repr(c) for c in spec.choices)} (got {raw!r})")
                 return None
             return raw
@@ -294,7 +276,15 @@ def _type_name(value: Any) -> str:
         return "an array"
     if isinstance(value, dict):
         return "a table"
+    if isinstance(value, datetime.datetime | datetime.date | datetime.time):
+        return "a date/time"
     return type(value).__name__
+
+
+def _short_repr(value: Any, limit: int = 40) -> str:
+    """repr() cut to `limit` characters: a 4,000-digit integer does not fill the message."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() < 4000 else f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 TOP_SPECS: tuple[Spec, ...] = (
@@ -346,6 +336,14 @@ EXPECT_SPECS: tuple[Spec, ...] = (
     Spec("of", "str", "", "Divide by this path's value (e.g. `exits.total`): checks a share."),
     Spec("minus", "str", "", "Subtract this path's value first (e.g. `reads.t1`): checks a difference."),
     Spec("sequence", "ints", None, "Expected list of integers, compared element by element (e.g. `irq.vcpu0.order`)."),
+    Spec(
+        "expr",
+        "str",
+        "",
+        "Instead of `what`: integer arithmetic over result paths, e.g. `(reads.t2 - reads.t1) * 1000 / (reads.t4 - reads.t3)` "
+        "or `reads.lvr & 0xff`: + - * / % and the bitwise and/or operators; `/` floors like C's integer division. "
+        "A path containing `-` can only be checked with `what`.",
+    ),
     Spec("equals", "float", None, "Expected value."),
     Spec("min", "float", None, "Lowest accepted value."),
     Spec("max", "float", None, "Highest accepted value."),
@@ -363,15 +361,41 @@ def parse_scenario(text: str, filename: str = "<scenario>") -> Scenario:
     return scenario
 
 
+# Arrays and inline tables nested deeper than this are refused before tomllib sees
+# them (it recurses, and fails with RecursionError from about 400 levels).
+MAX_TOML_DEPTH = 64
+
+
 def check_scenario(text: str, filename: str = "<scenario>") -> tuple[Scenario | None, list[ScenarioError]]:
     """Validate a scenario text; returns (scenario or None, every error found)."""
+    body = text[1:] if text.startswith("\ufeff") else text  # a byte-order mark some editors write
+    info = tomlscan.scan(body, keep_statements=False)
+    if info.max_depth > MAX_TOML_DEPTH:
+        field_name = _dotted(info.deepest_path)
+        expected = f"values nested at most {MAX_TOML_DEPTH} levels deep (arrays and inline tables)"
+        return None, [ScenarioError(filename, info.deepest_line, field_name, expected)]
+    if info.long_scalars:
+        line, path = info.long_scalars[0]
+        expected = f"a number of at most {tomlscan.LONG_SCALAR:,} characters (an int64 has 19 digits)"
+        return None, [ScenarioError(filename, line, _dotted(path), expected)]
     try:
-        data = tomllib.loads(text)
+        data = tomllib.loads(body)
     except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        msg = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
-        return None, [ScenarioError(filename, int(match.group(1)) if match else 0, "", f"valid TOML ({msg})")]
-    return check_scenario_data(data, filename, text)
+        return None, [_toml_syntax_error(filename, str(exc), tomlscan.scan(body))]
+    except RecursionError:  # pragma: no cover - the depth check above comes first
+        return None, [ScenarioError(filename, info.deepest_line, "", "values nested less deeply")]
+    return _check_data(data, filename, text, info.positions)
+
+
+def _toml_syntax_error(filename: str, message: str, info: tomlscan.Scan) -> ScenarioError:
+    """tomllib's message, with the line where the broken construct starts and its key."""
+    at = re.search(r"\(at line (\d+), column (\d+)\)", message)
+    reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+    line, path = info.where_broken(int(at.group(1)) if at else None)
+    detail = f"{reason} at column {at.group(2)}" if at and line == int(at.group(1)) else reason
+    if not at:
+        detail += " at the end of the file"
+    return ScenarioError(filename, line, _dotted(path) if path else "", f"valid TOML ({detail})")
 
 
 def scenario_from_data(data: dict[str, Any], filename: str = "<scenario>", text: str | None = None) -> Scenario:
@@ -391,10 +415,15 @@ def check_scenario_data(
     data: dict[str, Any], filename: str = "<scenario>", text: str | None = None
 ) -> tuple[Scenario | None, list[ScenarioError]]:
     """Validate a parsed TOML tree; returns (scenario or None, every error found)."""
-    text = text or ""
+    return _check_data(data, filename, text or "", tomlscan.locate(text) if text else {})
+
+
+def _check_data(
+    data: Any, filename: str, text: str, positions: dict[tuple, int]
+) -> tuple[Scenario | None, list[ScenarioError]]:
     if not isinstance(data, dict):
         return None, [ScenarioError(filename, 0, "", f"a TOML table at the top level (got {_type_name(data)})")]
-    c = _Checker(filename, text)
+    c = _Checker(filename, positions)
     top_names = {s.name for s in TOP_SPECS}
     c.unknown_keys((), data, top_names | TABLE_KEYS)
     top = {}
@@ -467,7 +496,7 @@ def _check_workload(c: _Checker, raw: Any, nvcpus: int) -> tuple[str, dict[str, 
         c.error(("workload",), "a table [workload] with `kind`")
         return None
     kind = raw.get("kind")
-    if kind not in WORKLOADS:
+    if not isinstance(kind, str) or kind not in WORKLOADS:
         c.error(("workload", "kind"), f"one of {', '.join(repr(k) for k in WORKLOADS)} (got {kind!r})")
         return None
     cls = WORKLOADS[kind]
@@ -478,7 +507,7 @@ def _check_workload(c: _Checker, raw: Any, nvcpus: int) -> tuple[str, dict[str, 
             if value >= nvcpus:
                 c.error(("workload", key), f"a vCPU index below vcpus = {nvcpus} (got {value})")
     if kind == "tcp_rr" and nvcpus < 2:
-        c.error(("vcpus",), "at least 2 vCPUs for workload tcp_rr")
+        c.error(("vcpus",), "at least 2 vCPUs for workload tcp_rr", at=("workload", "kind"))
     return kind, params
 
 
@@ -507,8 +536,9 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
             c.error(path, "a table with `at` and `op`")
             continue
         op = entry.get("op")
-        if op not in OPS:
-            c.error(path + ("op",), f"one of {', '.join(OPS)} (got {op!r})")
+        if not isinstance(op, str) or op not in OPS:
+            got = "missing" if op is None else f"got {_short_repr(op)}" if isinstance(op, str) else f"got {_type_name(op)}"
+            c.error(path + ("op",), f"one of {', '.join(OPS)} ({got})")
             continue
         op_fields, _doc, needed = OPS[op]
         c.unknown_keys(path, entry, set(COMMON_FIELDS) | set(op_fields))
@@ -524,7 +554,10 @@ def _check_script(c: _Checker, raw: Any, nvcpus: int) -> list[ScriptOp]:
                 c.error(path + ("at",), str(exc))
                 valid = False
             else:
-                if at < last_at:
+                if at > MAX_DURATION_NS:
+                    c.error(path + ("at",), f"a time of at most {MAX_DURATION_NS} ns (one hour)")
+                    valid = False
+                elif at < last_at:
                     c.error(path + ("at",), f"times in order: a time >= {last_text!r} (script[{last_index}].at), got {entry['at']!r}")
                     valid = False
                 else:
@@ -651,10 +684,23 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
         if not isinstance(entry, dict):
             continue
         what = values.get("what", "")
-        if not what:
+        expr = None
+        if "expr" in values:
+            if what:
+                c.error(path + ("expr",), "either `what` or `expr`, not both")
+                continue
+            if values.get("sequence") is not None:
+                c.error(path + ("expr",), "a number (`sequence` needs a `what` path)")
+                continue
+            try:
+                expr = Expression(values["expr"], [r for r in _EXPECT_ROOTS if r != "reduction"])
+            except ExprError as exc:
+                c.error(path + ("expr",), f"a valid expression: {exc}")
+                continue
+        elif not what:
             c.error(path, "a `what` path naming the checked value")
             continue
-        if what.split(".")[0] not in _EXPECT_ROOTS:
+        elif what.split(".")[0] not in _EXPECT_ROOTS:
             c.error(path + ("what",), f"a path starting with one of {', '.join(_EXPECT_ROOTS)} (got {what!r})")
             continue
         if not any(k in values for k in ("equals", "min", "max", "sequence")):
@@ -674,6 +720,7 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
                 line=c.line(path),
                 minus=values.get("minus", ""),
                 sequence=values.get("sequence"),
+                expr=expr,
             )
         )
     return out
@@ -683,22 +730,50 @@ def _check_expects(c: _Checker, raw: Any) -> list[Expectation]:
 def load_scenario(path: str | os.PathLike) -> Scenario:
     """Read and validate a scenario file; ScenarioError names file, line and field."""
     p = Path(path)
+    return parse_scenario(read_scenario_text(p), str(p))
+
+
+def read_scenario_text(path: str | os.PathLike) -> str:
+    """A scenario file's text: a regular file within the size limit, in UTF-8.
+
+    Raises ScenarioError naming the file (and for bad UTF-8 the line, column and key).
+    """
+    name = os.fspath(path)
     try:
-        raw = p.read_bytes()
+        raw = read_scenario_bytes(path)
+    except RefusedFile as exc:
+        raise ScenarioError(name, 0, "", exc.reason) from None
+    except ValueError as exc:  # a NUL byte in the name
+        raise ScenarioError(name, 0, "", f"a file name without NUL bytes ({exc})") from None
     except OSError as exc:
-        raise ScenarioError(str(p), 0, "", f"a readable scenario file ({exc.strerror or exc})") from None
+        raise ScenarioError(name, 0, "", f"a readable scenario file ({exc.strerror or exc})") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ScenarioError(str(p), line, "", "UTF-8 text (this looks like a binary file)") from None
-    return parse_scenario(text, str(p))
+        raise _utf8_error(name, raw, exc) from None
+    return text[1:] if text.startswith("\ufeff") else text  # TOML has no byte-order mark
+
+
+def _utf8_error(name: str, raw: bytes, exc: UnicodeDecodeError) -> ScenarioError:
+    line = raw[: exc.start].count(b"\n") + 1
+    line_start = raw.rfind(b"\n", 0, exc.start) + 1
+    column = len(raw[line_start : exc.start].decode("utf-8", "replace")) + 1
+    byte = raw[exc.start]
+    binary = b"\x00" in raw[:4096]
+    hint = "; this looks like a binary file" if binary else ""
+    # the key on that line, when the text around it can be followed
+    path = tomlscan.scan(raw.decode("utf-8", "replace")).where_broken(line)[1]
+    return ScenarioError(name, line, _dotted(path) if path else "", f"UTF-8 text (byte 0x{byte:02x} at column {column}{hint})")
 
 
 def resolve_scenario_path(name: str) -> Path:
     """A path, or the name of a built-in scenario (`tcp_rr`)."""
     p = Path(name)
-    if p.exists() or p.suffix == ".toml" or os.sep in name:
+    try:
+        exists = os.path.lexists(p)
+    except (OSError, ValueError):  # an odd name (NUL byte): the loader reports it
+        exists = True
+    if exists or p.suffix == ".toml" or os.sep in name:
         return p
     from .resources import builtin_scenarios
 
@@ -715,22 +790,30 @@ def save_scenario_text(path: str | os.PathLike, text: str, validate: bool = True
     return scenario
 
 
-_BOOKMARK_BLOCK = re.compile(r"(?ms)^\[\[bookmark\]\]\s*\n(?:(?!^\[).*\n?)*")
+BOOKMARK_KEYS = ("name", "at", "event", "note")
+BREAKPOINT_KEYS = ("name", "kind", "exit", "vcpu", "condition", "enabled")
 
 
-def with_bookmarks(text: str, bookmarks: list[Bookmark]) -> str:
-    """Replace the `[[bookmark]]` blocks of a scenario text, keeping everything else as written."""
-    body = _BOOKMARK_BLOCK.sub("", text).rstrip() + "\n"
-    for bm in bookmarks:
-        body += f'\n[[bookmark]]\nname = {_toml_str(bm.name)}\n'
-        if bm.event is not None:
-            body += f"event = {bm.event}\n"
-        body += f"at = {bm.at}\n"
-        if bm.note:
-            body += f"note = {_toml_str(bm.note)}\n"
-    return body
+def with_bookmarks(text: str, bookmarks: Sequence[Bookmark]) -> str:
+    """The scenario text with its `[[bookmark]]` tables replaced by `bookmarks`.
+
+    Everything else stays byte for byte (lazytsc.tomledit); unchanged bookmarks keep
+    their text and comments. Raises TomlEditError when `text` is not valid TOML.
+    """
+    entries = [{"name": b.name, "at": b.at, "event": b.event, "note": b.note} for b in bookmarks]
+    return tomledit.replace_array(
+        text, "bookmark", entries, BOOKMARK_KEYS, defaults={"at": 0, "note": ""}, normalize={"at": parse_duration}
+    )
 
 
-def _toml_str(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+def with_breakpoints(text: str, breakpoints: Sequence[BreakpointSpec]) -> str:
+    """The scenario text with its `[[breakpoint]]` tables replaced by `breakpoints`.
+
+    Same guarantees as `with_bookmarks`: only changed breakpoints are rewritten.
+    """
+    entries = [
+        {"name": b.name, "kind": b.kind, "exit": b.exit, "vcpu": b.vcpu, "condition": b.condition, "enabled": b.enabled}
+        for b in breakpoints
+    ]
+    defaults = {"name": "", "kind": "", "exit": "", "condition": "", "enabled": True}
+    return tomledit.replace_array(text, "breakpoint", entries, BREAKPOINT_KEYS, defaults=defaults)

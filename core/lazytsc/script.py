@@ -129,11 +129,12 @@ OPS: dict[str, tuple[dict[str, str], str, tuple[str, ...] | list[str]]] = {
     "hlt": ({}, "HLT until the next interrupt; later script ops of this vCPU wait for the wake-up.", ()),
     "nop": ({}, "One instruction that does nothing: an instruction boundary (ends an STI shadow).", ()),
     "spin": (
-        {"for": "duration", "until_irqs": "int", "vector": "int", "timeout": "duration"},
-        "Busy-wait in the guest without exiting (a delay loop on RDTSC/PAUSE): `for` a time, or `until_irqs` "
-        "more interrupts (of `vector`, if given) were taken, at most `timeout` (default 1s). Interrupts are "
-        "taken meanwhile; later script ops of this vCPU wait for the spin.",
-        ("for", "until_irqs"),
+        {"for": "duration", "until_irqs": "int", "until_total": "int", "vector": "int", "timeout": "duration"},
+        "Busy-wait in the guest without exiting (a delay loop on RDTSC/PAUSE): `for` a time, until `until_irqs` "
+        "more interrupts (of `vector`, if given) were taken, or until `until_total` were taken since the start "
+        "(`while (count < N)`: no wait if that many already came), at most `timeout` (default 1s). Interrupts "
+        "are taken meanwhile; later script ops of this vCPU wait for the spin.",
+        ("for", "until_irqs", "until_total"),
     ),
     "int": ({"vector": "int"}, "Software interrupt INT n: the vector's handler runs (no IRR/ISR change).", ("vector",)),
     "sti_hlt": ({}, "STI; HLT (the idle idiom: the STI shadow covers the HLT, so no interrupt slips in between).", ()),
@@ -338,13 +339,17 @@ class ScriptRunner:
             pass
         elif name == "spin":
             gen = self.spin[vid][3] + 1
+            vector = args.get("vector", -1)
+            timeout = now + args.get("timeout", 1_000_000_000)
             if "for" in args:
-                end = now + args["for"]
-                self.spin[vid] = (end, -1, -1, gen)
+                self._start_spin(vid, now + args["for"], -1, -1, gen)
+            elif "until_irqs" in args:
+                self._start_spin(vid, timeout, args["until_irqs"], vector, gen)
             else:
-                end = now + args.get("timeout", 1_000_000_000)
-                self.spin[vid] = (end, args["until_irqs"], args.get("vector", -1), gen)
-            self.sched.at(end, self.H_SPIN_END, vid, gen)
+                taken = self.irqs_taken[vid]
+                so_far = taken.get(vector, 0) if vector >= 0 else sum(taken.values())
+                if args["until_total"] > so_far:  # else the loop condition already holds
+                    self._start_spin(vid, timeout, args["until_total"] - so_far, vector, gen)
         elif name == "int":
             cpu.software_interrupt(vid, args["vector"])
         elif name in ("pv_enable", "pv_disable"):
@@ -412,6 +417,10 @@ class ScriptRunner:
                 self.reads[op.label] = EINVAL  # kvm_vm_ioctl_enable_cap: vCPUs already created
         if name not in ("sti", "sti_hlt"):
             cpu.instruction_done(vid)
+
+    def _start_spin(self, vid: int, end: int, want: int, vector: int, gen: int) -> None:
+        self.spin[vid] = (end, want, vector, gen)
+        self.sched.at(end, self.H_SPIN_END, vid, gen)
 
     def _program_deadline(self, vid: int, tsc: int) -> None:
         """A direct clockevent call: the kernel's `script` hrtimer tracks what it wants."""

@@ -25,6 +25,8 @@ def parse_duration(value: object) -> int:
         if not match:
             raise ValueError('a duration like "250us", "1.5ms", "2s" or an integer of ns')
         whole, frac, unit = match.groups()
+        if len(whole.lstrip("0")) > 19 or (frac and len(frac) > 30):
+            raise ValueError(f"a duration below 2^63 ns (got {value[:30]!r}{'...' if len(value) > 30 else ''})")
         scale = _UNITS_NS[unit]
         ns = int(whole) * scale
         if frac:

@@ -306,6 +306,19 @@ def test_bookmark_is_written_into_the_scenario(win, qtbot, monkeypatch):
     assert any(line.value() for line in win.timeline.plots[0].bookmarks)
 
 
+def test_bookmark_on_text_that_no_longer_parses_keeps_the_text_and_says_why(win, qtbot, monkeypatch):
+    """The editor's text is broken TOML (the user is mid-edit): adding a bookmark must not
+    rewrite it or raise; the window says why and counts the bookmark as unsaved."""
+    QTest.keyClick(win, Qt.Key.Key_F10)
+    broken = win.editor.text() + "\n[[bookmark\nname = \"half typed\n"
+    win.editor.replace_text(broken)
+    monkeypatch.setattr(QtWidgets.QInputDialog, "getText", staticmethod(lambda *a, **k: ("my mark", True)))
+    win.a_bookmark.trigger()
+    assert win.editor.text() == broken
+    assert "Bookmarks not written" in win.statusBar().currentMessage()
+    assert win.isWindowModified()
+
+
 def test_exports_are_written(win, qtbot, tmp_path):
     c = win.controller
     for _ in range(5):
