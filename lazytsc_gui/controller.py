@@ -18,8 +18,9 @@ from lazytsc.snapshot import Snapshot
 from lazytsc.taxonomy import EXIT_BY_NAME, KIND_BY_NAME
 from PySide6 import QtCore
 
-from .document import RunDocument, TraceDocument, build_run, build_trace
+from .document import RunDocument, TraceDocument, build_trace, stream_session
 from .fmt import fmt_ns
+from .runlog import release_freed_memory
 from .trace_lines import raw_lines_for
 from .worker import TaskRunner
 
@@ -28,6 +29,7 @@ PLAY_INTERVAL_MS = 40
 
 class DebugController(QtCore.QObject):
     documentChanged = QtCore.Signal(object)
+    documentGrew = QtCore.Signal(object)  # a streaming run got its next chunk of events
     positionChanged = QtCore.Signal(int)
     selectionChanged = QtCore.Signal(int)
     vcpuChanged = QtCore.Signal(int)
@@ -69,29 +71,58 @@ class DebugController(QtCore.QObject):
         return self.runner.busy
 
     def load_scenario(self, scenario: Scenario, mode: str, keep_time: bool = False, on_loaded=None, on_failed=None) -> bool:
-        """Run `scenario` in `mode` in the worker; the document is replaced when it is done."""
+        """Stream `scenario` in `mode` from the worker: shown after its first chunk, filled in as it runs.
+
+        Cancelled or failed, the previous document comes back.
+        """
+        if self.busy:
+            return False
         self.pause_play()
         t_keep = self.current_time_ns() if (keep_time and self.doc is not None) else None
+        previous = self.doc
+        doc = RunDocument.empty(scenario, mode)
 
-        def done(doc: RunDocument) -> None:
-            self.set_document(doc)
+        def chunk(cols) -> None:
+            if doc.add(cols):
+                self.set_document(doc)  # the first screen
+            elif self.doc is doc:
+                self.documentGrew.emit(doc)
+
+        def done(_events: int) -> None:
+            doc.finish()
+            if self.doc is not doc:
+                self.set_document(doc)
+            else:  # the panels now see the whole run
+                self.documentChanged.emit(doc)
+                self.positionChanged.emit(self.position)
+            release_freed_memory()  # the chunk copies are gone: give their pages back
             if t_keep is not None:
                 idx = int(np.searchsorted(doc.log.column("time"), t_keep, side="right"))
                 self.goto_position(idx)
             if on_loaded is not None:
                 on_loaded(doc)
 
+        def restore_previous() -> None:
+            if self.doc is doc:
+                self.set_document(previous)
+
         def failed(message: str, tb: str) -> None:
+            restore_previous()
             self.loadFailed.emit("Run failed", f"{scenario.name}: {message}\n\n{tb}")
             if on_failed is not None:
                 on_failed(message)
 
+        def cancelled() -> None:
+            restore_previous()
+            self.status.emit("Run cancelled: the previous run is still shown")
+
         return self.runner.start(
             f"run {scenario.name} ({mode})",
-            lambda job: build_run(scenario, mode, job),
+            lambda job: stream_session(doc.session, job, job.partial),
             done,
             failed,
-            lambda: self.status.emit("Run cancelled: the previous run is still shown"),
+            cancelled,
+            on_partial=chunk,
         )
 
     def load_trace(self, path: str, on_loaded=None) -> bool:
@@ -148,7 +179,8 @@ class DebugController(QtCore.QObject):
         if self.doc is None:
             return 0
         if isinstance(self.doc, RunDocument):
-            return self.doc.session.position
+            # while a run streams in, the worker owns the session: the cursor is at the start
+            return self.doc.session.position if self.doc.complete else 0
         return self._trace_pos
 
     @property
@@ -164,7 +196,7 @@ class DebugController(QtCore.QObject):
         if self.doc is None:
             return True
         if isinstance(self.doc, RunDocument):
-            return self.doc.session.done
+            return self.doc.session.done if self.doc.complete else False
         return self._trace_pos >= len(self.doc.log)
 
     def current_time_ns(self) -> int:
@@ -183,7 +215,7 @@ class DebugController(QtCore.QObject):
 
     def _snap(self) -> Snapshot | None:
         if isinstance(self.doc, RunDocument):
-            return self.doc.session.snapshot()
+            return self.doc.session.snapshot() if self.doc.complete else self.doc.start_snapshot
         return None
 
     def _moved(self, before: Snapshot | None, note: str = "") -> None:

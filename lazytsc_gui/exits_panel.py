@@ -22,7 +22,33 @@ from .log_index import CausalIndex, PrefixCounts
 
 ALWAYS_REASONS = ("intr", "halt", "msr-write", "preemption-timer")
 ALWAYS_SUBS = ("apic-icr", "tsc-deadline")
-TIMER_KEYS = ("deadline_requests", "msr_writes", "msr_writes_skipped", "interrupts", "spurious", "late", "lost")
+TIMER_KEYS = (
+    "deadline_requests",
+    "msr_writes",
+    "msr_writes_skipped",
+    "interrupts",
+    "interrupts_useful",
+    "spurious",
+    "late",
+    "lost",
+    "host_expiries",
+    "host_timer_fires",
+    "expiries_dropped",
+)
+# What each timer row counts (the row's tooltip).
+TIMER_TIPS = {
+    "deadline_requests": "set_next_event calls: deadlines the guest asked for",
+    "msr_writes": "MSR_IA32_TSC_DEADLINE writes that exited",
+    "msr_writes_skipped": "deadlines the lazy driver did not write (tsc >= armed)",
+    "interrupts": "guest timer interrupts (vector 0xec) taken",
+    "interrupts_useful": "timer interrupts at or after the deadline the guest wanted",
+    "spurious": "timer interrupts before the deadline the guest wanted (the armed one fired early)",
+    "late": "timer interrupts later than late_tolerance_ns after the wanted deadline",
+    "lost": "deadlines nothing would ever deliver",
+    "host_expiries": "every apic_timer_expired on the host, latched, injected or coalesced: the host-side cost",
+    "host_timer_fires": "host timers that fired: hrtimer callbacks and preemption-timer exits",
+    "expiries_dropped": "latched expiries zeroed before injection (a re-arm, cancel or reset)",
+}
 
 
 def table_rows(whole: dict, *others: dict) -> list[tuple[str, tuple]]:
@@ -36,7 +62,9 @@ def table_rows(whole: dict, *others: dict) -> list[tuple[str, tuple]]:
         if sub in ALWAYS_SUBS or any(s["exits"]["msr_write"][sub] for s in summaries):
             rows.append((f"msr-write: {sub}", ("exits", "msr_write", sub)))
     for key in TIMER_KEYS:
-        rows.append((f"timer: {key}", ("timer", key)))
+        # a summary without a count (an imported recording) shows no row rather than a zero
+        if all(key in s.get("timer", {}) for s in summaries):
+            rows.append((f"timer: {key}", ("timer", key)))
     return rows
 
 
@@ -131,6 +159,8 @@ class ExitsPanel(QtWidgets.QWidget):
         bold.setBold(True)
         for r, (label, path) in enumerate(self._rows):
             item = QtWidgets.QTableWidgetItem(label if not label.startswith("msr-write: ") else "  " + label)
+            if path[0] == "timer":
+                item.setToolTip(TIMER_TIPS.get(path[1], ""))
             if label == "total":
                 item.setFont(bold)
             self.table.setItem(r, 0, item)

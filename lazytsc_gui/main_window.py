@@ -29,7 +29,7 @@ from .breakpoints_panel import BreakpointsPanel
 from .compare import CompareView, Side, what_if_headline
 from .controller import DebugController
 from .demos import demos, explanation
-from .document import RunDocument, TraceDocument, build_log, looks_like_scenario
+from .document import RunDocument, TraceDocument, build_log, looks_like_scenario, what_if_data
 from .editor import NEW_SCENARIO, ScenarioEditor
 from .events_panel import EventsPanel, HazardsPanel
 from .exits_panel import ExitsPanel
@@ -40,7 +40,6 @@ from .scenario_io import check_text, read_scenario_file
 from .settings import Settings
 from .state_panel import StatePanel
 from .timeline import TimelineWidget
-from .timeline_data import build_timeline_data
 from .worker import TaskRunner
 
 Qt = QtCore.Qt
@@ -376,6 +375,7 @@ class MainWindow(QtWidgets.QMainWindow):
     def _wire(self) -> None:
         c = self.controller
         c.documentChanged.connect(self._doc_changed)
+        c.documentGrew.connect(lambda _doc: self.timeline.data_grew())
         c.positionChanged.connect(self._position_changed)
         c.selectionChanged.connect(self._selection_changed)
         c.vcpuChanged.connect(self._vcpu_changed)
@@ -390,6 +390,11 @@ class MainWindow(QtWidgets.QMainWindow):
         self.timeline.vcpuClicked.connect(c.set_vcpu)
         self.timeline.contextRequested.connect(self._timeline_menu)
         self.timeline.measureChanged.connect(self._measure_changed)
+        self.timeline.markerAdded.connect(lambda name, t: c.add_bookmark(name, int(round(t * 1e9))))
+        self.timeline.markerRemoved.connect(c.remove_bookmark)
+        self.timeline.markerRenamed.connect(lambda i, name: self._edit_bookmark(i, name=name))
+        self.timeline.markerMoved.connect(lambda i, t: self._edit_bookmark(i, at=int(round(t * 1e9)), event=None))
+        self.runner.progress.connect(self.compare.set_progress)
         self.timeline.measureChanged.connect(self.range_panel.set_measure)
         self.state_panel.watchRequested.connect(self._watch_requested)
         c.refused.connect(self._run_refused)
@@ -818,15 +823,16 @@ class MainWindow(QtWidgets.QMainWindow):
         comparing = self.tabs.widget(index) is self.compare
         side = tuple(self.docks)
         if comparing:
-            self._side_visible = {d: d.isVisible() for d in side}
+            # saveState/restoreState, not hide/show: shown again, docks would get
+            # default sizes (the exit table shrank to three rows)
+            self._side_state = self.saveState()
             for d in side:
                 d.hide()
             if self.compare.a is None:
                 self.run_compare()
-        elif getattr(self, "_side_visible", None):
-            for d, visible in self._side_visible.items():
-                d.setVisible(visible)
-            self._side_visible = None
+        elif getattr(self, "_side_state", None) is not None:
+            self.restoreState(self._side_state)
+            self._side_state = None
 
     def run_compare(self, force: bool = False) -> None:
         doc = self.controller.doc
@@ -883,12 +889,7 @@ class MainWindow(QtWidgets.QMainWindow):
         def job(j):
             j.report(-1.0, "what-if replay")
             w = whatif.what_if(doc.result)
-            datas = {}
-            khz = [w.calibration.tsc_khz] * max(1, len(w.vcpus))
-            for m, log in w.logs.items():
-                cols = {n: log.column(n) for n in ("time", "vcpu", "kind", "exit", "a", "b", "parent")}
-                datas[m] = build_timeline_data(cols, max(1, len(w.vcpus)), khz)
-            return w, datas
+            return w, what_if_data(w)
 
         def done(result) -> None:
             w, datas = result
@@ -917,7 +918,7 @@ class MainWindow(QtWidgets.QMainWindow):
             self.timeline.clear()
             return
         label = f"<b>{html.escape(doc.title)}</b> — {doc.mode}" + (f" ({doc.variant})" if getattr(doc, "variant", "") else "")
-        self.timeline.set_data(doc.data, label)
+        self.timeline.set_data(doc.data, label, empty_text=doc.empty_text() if isinstance(doc, TraceDocument) else "")
         self.timeline.set_bookmarks([(b.name, self.controller.bookmark_time_ns(b) * 1e-9) for b in doc.bookmarks])
         self.vcpu_box.blockSignals(True)
         self.vcpu_box.clear()
@@ -1226,6 +1227,16 @@ class MainWindow(QtWidgets.QMainWindow):
             rm = m.addMenu("Remove")
             for i, b in enumerate(marks):
                 rm.addAction(b.name, lambda i=i: c.remove_bookmark(i))
+
+    def _edit_bookmark(self, index: int, **changes) -> None:
+        """Rename or move a bookmark (a timeline marker)."""
+        c = self.controller
+        if c.doc is not None and 0 <= index < len(c.doc.bookmarks):
+            from dataclasses import replace
+
+            c.doc.bookmarks[index] = replace(c.doc.bookmarks[index], **changes)
+            c.doc.bookmarks.sort(key=lambda b: b.at)
+            c.bookmarksChanged.emit()
 
     def _goto_time(self, t_ns: int) -> None:
         doc = self.controller.doc

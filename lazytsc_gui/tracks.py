@@ -1,11 +1,18 @@
 """Fast drawing of event tracks for the timeline (pyqtgraph GraphicsObject + numpy).
 
-A `TrackItem` holds tracks (marks, spans, step curves) and paints them in device
-pixels: it reads the view's x range and the painter transform, clips each sorted
-array to the view with `np.searchsorted`, and then either draws every glyph
-(zoomed in, `exact`) or one stroke per pixel column (zoomed out, `binned`).
-Paths are built from numpy arrays with `pg.arrayToQPath`, never per-mark Python
-loops, so a frame costs O(visible marks) numpy work plus O(pixels) painting.
+A `TrackItem` paints all tracks of one plot in device pixels. For each paint it
+takes the view's pixel columns, maps their edges to event indices once
+(`Frame`, shared by every plot of the timeline), and then per track either
+
+  * draws every mark (zoomed in, `exact`): cached glyph pixmaps, span rectangles,
+    deadline polylines; or
+  * shades per pixel column (zoomed out, `binned`): marks per column, the part of
+    a column a span covers, where a deadline's value spends its time, all
+    computed with `searchsorted` over the lane's event indices and composed into
+    one ARGB image (numpy), drawn with a single `drawImage`.
+
+A frame therefore costs O(pixels * log n) numpy work plus one image per plot,
+however many events the run holds.
 """
 
 from __future__ import annotations
@@ -18,13 +25,22 @@ from PySide6 import QtCore, QtGui
 
 from .timeline_data import (
     SPAN_CANCELLED,
-    bin_columns,
+    Marks,
+    Spans,
+    Steps,
+    TimelineData,
     choose_mode,
-    merge_pixel_spans,
-    step_polyline,
-    visible_range,
-    visible_spans,
+    column_counts,
+    coverage,
+    find,
+    index_range,
+    step_values,
+    symlog,
+    tsc_to_ns,
 )
+
+DENSITY_SAMPLES = 8  # samples of a deadline per pixel column (density mode)
+LEVELS = (0.5, 0.67, 0.84, 1.0)  # opacity of a binned column by how many marks it holds
 
 
 @dataclass
@@ -41,11 +57,66 @@ class Geom:
     y0: float = 0.0
     y1: float = 1.0
 
-    def px(self, x: np.ndarray | float):
+    def px(self, x):
         return self.ox + np.asarray(x) * self.sx
 
     def py(self, y: float) -> float:
         return self.oy + y * self.sy
+
+    @property
+    def left(self) -> float:
+        return self.ox + self.x0 * self.sx
+
+    @property
+    def top(self) -> float:
+        return min(self.py(self.y0), self.py(self.y1))
+
+
+class Frame:
+    """Pixel-column edges of the current view as times and as event indices.
+
+    Shared by every plot of a timeline (they are x-linked and equally wide) and
+    recomputed only when the view, the width or the data changes.
+    """
+
+    def __init__(self, data: TimelineData) -> None:
+        self.data = data
+        self._key: tuple | None = None
+        self.edges_ns = np.zeros(1)
+        self.before = np.zeros(1, dtype=np.int64)
+        self._visible = (0, 0)
+        self._samples: tuple | None = None
+
+    def update(self, x0: float, x1: float, npix: int) -> None:
+        key = (x0, x1, npix, self.data.version)
+        if key == self._key:
+            return
+        self._key = key
+        self.edges_ns = np.linspace(x0 * 1e9, x1 * 1e9, npix + 1)
+        # int32: lanes index their marks with int32, and a search casts its keys
+        self.before = self.data.events_before(self.edges_ns).astype(np.int32)
+        self._visible = (int(self.before[0]), int(self.data.events_upto(np.array([self.edges_ns[-1]]))[0]))
+        self._samples = None
+
+    def visible_events(self) -> tuple[int, int]:
+        """[e0, e1): the events inside the view."""
+        return self._visible
+
+    def samples(self, k: int, end_ns: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """k sample times per pixel column (up to `end_ns`), their columns and the events up to each.
+
+        Shared by every deadline of every plot in this frame.
+        """
+        key = (k, end_ns)
+        if self._samples is None or self._samples[0] != key:
+            edges = self.edges_ns
+            frac = (np.arange(k) + 0.5) / k
+            s = (edges[:-1, None] + (edges[1:] - edges[:-1])[:, None] * frac[None, :]).ravel()
+            cols = np.repeat(np.arange(len(edges) - 1), k)
+            keep = s <= end_ns
+            s, cols = s[keep], cols[keep]
+            self._samples = (key, s, cols, self.data.events_upto(s).astype(np.int32))
+        return self._samples[1:]
 
 
 def _path(xs: np.ndarray, ys: np.ndarray, connect) -> QtGui.QPainterPath:
@@ -91,7 +162,7 @@ def _glyph_path(glyph: str, px: np.ndarray, yc: float, h: float) -> tuple[QtGui.
     return _path(xs, ys, conn), True
 
 
-def _is_vector(p: QtGui.QPainter) -> bool:
+def is_vector(p: QtGui.QPainter) -> bool:
     engine = p.paintEngine()
     return engine is not None and engine.type() in (QtGui.QPaintEngine.Type.SVG, QtGui.QPaintEngine.Type.Pdf, QtGui.QPaintEngine.Type.Picture)
 
@@ -124,60 +195,168 @@ def _glyph_pixmap(glyph: str, color: QtGui.QColor, h: float, dpr: float) -> tupl
     return _PIXMAPS[key]
 
 
+def argb(color: QtGui.QColor, alpha: float) -> int:
+    """Premultiplied ARGB32 of a colour at an opacity (for numpy images)."""
+    a = max(0.0, min(1.0, alpha)) * color.alphaF()
+    return (int(a * 255) << 24) | (int(color.red() * a) << 16) | (int(color.green() * a) << 8) | int(color.blue() * a)
+
+
+class Raster:
+    """An ARGB32 (premultiplied) image of one plot's binned tracks, drawn with one call.
+
+    The numpy array is a view of the QImage's own pixels: the image is never
+    built from a Python buffer (PySide6 6.11's QImage(buffer, ...) releases a
+    reference it never took, which corrupts the Python heap after a while).
+    """
+
+    def __init__(self, width: int, height: int) -> None:
+        self.w, self.h = max(1, width), max(1, height)
+        self.qimg = QtGui.QImage(self.w, self.h, QtGui.QImage.Format.Format_ARGB32_Premultiplied)
+        self.qimg.fill(0)
+        stride = self.qimg.bytesPerLine() // 4
+        buf = np.frombuffer(self.qimg.bits(), dtype=np.uint32, count=stride * self.h)
+        self.img = buf.reshape(self.h, stride)[:, : self.w]
+        self.used = False
+
+    def columns(self, y0: float, y1: float, cols: np.ndarray, values: np.ndarray) -> None:
+        """Paint `values` (ARGB) into the pixel columns `cols` between rows y0..y1."""
+        a, b = max(0, int(round(y0))), min(self.h, int(round(y1)))
+        if b <= a or not len(cols):
+            return
+        self.img[a:b, cols] = values[None, :]
+        self.used = True
+
+    def put(self, flat: np.ndarray, values: np.ndarray) -> None:
+        """Paint ARGB values at flat pixel indices (row-major, `w` per row), over what is there."""
+        rows, cols = np.divmod(flat, self.w)
+        self.img[rows, cols] = values
+        self.used = True
+
+    def block(self, img: np.ndarray, y0: int) -> None:
+        """Composite a (rows, w) ARGB block over the image at row y0 (source-over)."""
+        a, b = max(0, y0), min(self.h, y0 + img.shape[0])
+        if b <= a:
+            return
+        src = img[a - y0 : b - y0]
+        dst = self.img[a:b]
+        sa = (src >> 24).astype(np.uint32)
+        keep = 255 - sa
+        out = np.zeros_like(dst)
+        for shift in (0, 8, 16, 24):
+            s = (src >> shift) & 0xFF
+            d = (dst >> shift) & 0xFF
+            out |= (np.minimum(255, s + (d * keep + 127) // 255)).astype(np.uint32) << shift
+        self.img[a:b] = out
+        self.used = True
+
+    def draw(self, p: QtGui.QPainter, left: float, top: float) -> None:
+        if not self.used:
+            return
+        p.drawImage(QtCore.QRectF(left, top, self.w, self.h), self.qimg)
+
+
+_PALETTES: dict[int, np.ndarray] = {}
+
+
+def palette(color: QtGui.QColor) -> np.ndarray:
+    """ARGB of a colour at each of the LEVELS opacities (cached)."""
+    key = color.rgba()
+    hit = _PALETTES.get(key)
+    if hit is None:
+        if len(_PALETTES) > 256:
+            _PALETTES.clear()
+        hit = _PALETTES[key] = np.array([argb(color, a) for a in LEVELS], dtype=np.uint32)
+    return hit
+
+
+def levels_for(counts: np.ndarray) -> np.ndarray:
+    """Opacity level (0..3) of each non-empty column: the log of its count against the busiest."""
+    top = int(counts.max()) if len(counts) else 1
+    if top <= 1:
+        return np.zeros(len(counts), dtype=np.int64)
+    # the counts where the log-scale level steps up: top ** (k / LEVELS)
+    steps = np.power(float(top + 1), np.arange(1, len(LEVELS)) / len(LEVELS)) - 1.0
+    return np.searchsorted(steps, counts, side="right")
+
+
 class Track:
     """Something drawn in one lane row (or a value axis), with picking for clicks/tooltips."""
 
     name = ""
+    label = ""
+    row = ""
     last_mode = ""
 
-    def x_bounds(self) -> tuple[float, float] | None:
-        return None
+    def visible_count(self, frame: Frame) -> int:
+        return 0
 
-    def draw(self, p: QtGui.QPainter, g: Geom, colors) -> None:  # pragma: no cover - interface
+    def draw(self, p: QtGui.QPainter, g: Geom, frame: Frame, mode: str, raster: Raster, colors) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def pick(self, x: float, tol: float) -> tuple[float, int] | None:
+    def pick(self, data: TimelineData, x: float, tol: float) -> tuple[float, int] | None:
         """(distance in s, event index) of the mark nearest to x within tol, if any."""
         return None
 
 
 class MarkTrack(Track):
-    """Point events drawn as glyphs (exact) or per-pixel-column density strokes (binned)."""
+    """Point events drawn as glyphs (exact) or shaded per pixel column by count (binned)."""
 
-    def __init__(self, name: str, t: np.ndarray, idx: np.ndarray, y: float, height: float, glyph: str, role: str, label: str = "") -> None:
+    def __init__(self, name: str, marks: Marks, y: float, height: float, glyph: str, role: str, label: str = "", row: str = "", binned_band: tuple[float, float] | None = None) -> None:
         self.name = name
-        self.t = t
-        self.idx = idx
+        self.marks = marks
+        # (y, height) of the track when shaded per column, if not its glyphs' (flags over a dense track
+        # take a band of their own, so the track under them stays readable)
+        self.binned_band = binned_band
         self.y = y
         self.height = height
         self.glyph = glyph
         self.role = role
         self.label = label or name
+        self.row = row
+        self.flag = role.startswith("haz:") or role == "dropped"
         self.max_px = 22.0 if glyph == "bar" else 14.0
-        self.row = ""  # tracks of one lane row share a level of detail
-        self.row_count = 0  # visible marks of the whole row (set by TrackItem.paint)
-        self._cache: tuple | None = None
 
-    def x_bounds(self):
-        return (float(self.t[0]), float(self.t[-1])) if len(self.t) else None
+    @property
+    def idx(self) -> np.ndarray:
+        return self.marks.idx
 
-    def draw(self, p, g, colors) -> None:
-        if not len(self.t):
-            return
-        key = (g.x0, g.x1, g.sx, g.ox, g.sy, g.oy, g.npix, self.row_count)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, *self._build(g))
-        _, mode, data = self._cache
+    @property
+    def t(self) -> np.ndarray:
+        return self.marks.t
+
+    def visible_count(self, frame: Frame) -> int:
+        e0, e1 = frame.visible_events()
+        i0, i1 = index_range(self.marks.idx, e0, e1)
+        return i1 - i0
+
+    def draw(self, p, g, frame, mode, raster, colors) -> None:
+        idx = self.marks.idx
         self.last_mode = mode
-        if data is None:
+        if not len(idx):
             return
+        yc = g.py(self.y)
+        h = min(abs(self.height * g.sy), self.max_px)
         color = colors(self.role)
         if mode == "binned":
-            p.setPen(pg.mkPen(color, width=1))
-            p.drawPath(data)
+            counts = column_counts(idx, frame.before)
+            cols = np.flatnonzero(counts)
+            if not len(cols):
+                return
+            lv = levels_for(counts[cols])
+            if self.flag:  # a rare, important mark shows strongly, even alone in its column
+                lv = np.maximum(lv, len(LEVELS) - 2)
+            if self.binned_band is not None:
+                yc = g.py(self.binned_band[0])
+                h = min(abs(self.binned_band[1] * g.sy), self.max_px)
+            top = yc - h / 2 - g.top
+            raster.columns(top, top + h, cols, palette(color)[lv])
             return
-        px, yc, h = data
-        if _is_vector(p):
+        e0, e1 = frame.visible_events()
+        i0, i1 = index_range(idx, e0, e1)
+        if i1 <= i0:
+            return
+        px = g.px(frame.data.time_ns[idx[i0:i1]] * 1e-9)
+        if is_vector(p):
             path, closed = _glyph_path(self.glyph, px, yc, h)
             p.setPen(pg.mkPen(color, width=1))
             if closed:
@@ -193,299 +372,347 @@ class MarkTrack(Track):
         for x in (px - ax).tolist():
             draw(point(x, top), pm)
 
-    def _build(self, g: Geom):
-        i0, i1 = visible_range(self.t, g.x0, g.x1)
-        count = i1 - i0
-        if count <= 0:
-            return "exact", None
-        yc = g.py(self.y)
-        h = min(abs(self.height * g.sy), self.max_px)
-        mode = choose_mode(max(count, self.row_count), g.npix)
-        if mode == "exact":
-            return mode, (g.px(self.t[i0:i1]), yc, h)
-        cols, counts = bin_columns(self.t[i0:i1], g.x0, g.sx, g.npix)
-        # Stroke length grows with the log of the count: dense columns stand out.
-        frac = 0.35 + 0.65 * np.minimum(1.0, np.log10(counts + 1) / max(1.0, np.log10(counts.max() + 1)))
-        half = (h / 2) * frac
-        x = g.ox + g.x0 * g.sx + cols + 0.5
-        xs = np.repeat(x, 2)
-        ys = np.stack([yc - half, yc + half], axis=1).ravel()
-        return mode, _path(xs, ys, "pairs")
-
-    def pick(self, x, tol):
-        if not len(self.t):
+    def pick(self, data, x, tol):
+        idx = self.marks.idx
+        if not len(idx):
             return None
-        i = int(np.searchsorted(self.t, x))
-        best = None
-        for j in (i - 1, i):
-            if 0 <= j < len(self.t):
-                d = abs(self.t[j] - x)
-                if d <= tol and (best is None or d < best[0]):
-                    best = (d, int(self.idx[j]))
-        return best
+        e0 = int(data.events_before(np.array([(x - tol) * 1e9]))[0])
+        e1 = int(data.events_upto(np.array([(x + tol) * 1e9]))[0])
+        i0, i1 = index_range(idx, e0, e1)
+        if i1 <= i0:
+            return None
+        cand = idx[i0:i1]
+        d = np.abs(data.time_ns[cand] * 1e-9 - x)
+        j = int(np.argmin(d))
+        return float(d[j]), int(cand[j])
 
 
 class SpanTrack(Track):
-    """Intervals (arm->fire, HLT periods) as bars; cancelled ones thin; merged per pixel when dense."""
+    """Intervals (arm->fire, HLT periods) as bars; cancelled ones thin; shaded by coverage when dense."""
 
-    def __init__(self, name: str, t0, t1, idx, flag, y: float, height: float, role: str, cancelled_role: str = "", label: str = "") -> None:
+    def __init__(self, name: str, spans: Spans, y: float, height: float, role: str, cancelled_role: str = "", label: str = "", row: str = "") -> None:
         self.name = name
-        self.t0, self.t1, self.idx, self.flag = t0, t1, idx, flag
+        self.spans = spans
         self.y = y
         self.height = height
         self.role = role
         self.cancelled_role = cancelled_role or role
         self.label = label or name
-        self._cache: tuple | None = None
+        self.row = row
 
-    def x_bounds(self):
-        return (float(self.t0[0]), float(self.t1.max())) if len(self.t0) else None
+    def _visible(self, frame: Frame) -> tuple[int, int]:
+        """[j0, j1) of closed spans meeting the view: ending at or after it starts, starting before it ends."""
+        e0, e1 = frame.visible_events()
+        s = self.spans
+        j0 = int(find(s.end, e0, side="left"))
+        j1 = int(find(s.start, e1, side="left"))
+        return j0, max(j0, j1)
 
-    def draw(self, p, g, colors) -> None:
-        if not len(self.t0):
-            return
-        key = (g.x0, g.x1, g.sx, g.ox, g.sy, g.oy, g.npix)
-        if self._cache is None or self._cache[0] != key:
-            self._cache = (key, *self._build(g))
-        _, mode, full, thin = self._cache
+    def visible_count(self, frame: Frame) -> int:
+        j0, j1 = self._visible(frame)
+        return j1 - j0
+
+    def draw(self, p, g, frame, mode, raster, colors) -> None:
+        s = self.spans
         self.last_mode = mode
-        col = QtGui.QColor(colors(self.role))
-        col.setAlpha(110)
-        p.setPen(QtCore.Qt.PenStyle.NoPen)
-        if full is not None:
-            p.fillPath(full, QtGui.QBrush(col))
-        if thin is not None:
-            c2 = QtGui.QColor(colors(self.cancelled_role))
-            dashed = mode == "exact"
-            p.setPen(pg.mkPen(c2, width=1, style=QtCore.Qt.PenStyle.DashLine if dashed else QtCore.Qt.PenStyle.SolidLine))
-            p.drawPath(thin)
-
-    def _rects(self, p0, p1, yc, h):
-        n = len(p0)
-        xs = np.stack([p0, p1, p1, p0, p0], axis=1).ravel().astype(np.float64)
-        ys = np.tile([yc - h / 2, yc - h / 2, yc + h / 2, yc + h / 2, yc - h / 2], n)
-        return _path(xs, ys, np.tile([1, 1, 1, 1, 0], n).astype(np.int32))
-
-    def _build(self, g: Geom):
-        i0, i1 = visible_spans(self.t0, self.t1, g.x0, g.x1)
-        if i1 <= i0:
-            return "exact", None, None
-        t0 = np.maximum(self.t0[i0:i1], g.x0)
-        t1 = np.minimum(self.t1[i0:i1], g.x1)
-        flag = self.flag[i0:i1]
+        if not len(s):
+            return
+        data = frame.data
         yc = g.py(self.y)
         h = min(abs(self.height * g.sy), 14.0)
-        mode = choose_mode(i1 - i0, g.npix)
+        col = QtGui.QColor(colors(self.role))
+        if mode == "binned":
+            cov = coverage(s, data.time_ns, data.t_end_ns, frame.edges_ns, frame.before)
+            cols = np.flatnonzero(cov > 0)
+            if len(cols):
+                alpha = 0.25 + 0.5 * cov[cols]
+                values = np.array([argb(col, a) for a in np.round(alpha, 2)], dtype=np.uint32) if len(cols) < 64 else _argb_ramp(col, alpha)
+                top = yc - h / 2 - g.top
+                raster.columns(top, top + h, cols, values)
+            return
+        j0, j1 = self._visible(frame)
+        time = data.time_ns
+        t0 = time[s.start[j0:j1]] * 1e-9
+        t1 = time[s.end[j0:j1]] * 1e-9
+        flag = s.flag[j0:j1]
+        if s.open_start >= 0 and s.open_t * 1e-9 <= g.x1:
+            t0 = np.concatenate([t0, [s.open_t * 1e-9]])
+            t1 = np.concatenate([t1, [max(s.open_t, data.t_end_ns) * 1e-9]])
+            flag = np.concatenate([flag, [2]])
+        t0 = np.maximum(t0, g.x0)
+        t1 = np.minimum(t1, g.x1)
         solid = flag != SPAN_CANCELLED
+        fill = QtGui.QColor(col)
+        fill.setAlpha(110)
+        p.setPen(QtCore.Qt.PenStyle.NoPen)
         p0 = np.floor(g.px(t0[solid]))
         p1 = np.maximum(np.ceil(g.px(t1[solid])), p0 + 1)
-        if mode == "binned":
-            p0, p1 = merge_pixel_spans(p0.astype(np.int64), p1.astype(np.int64))
-        full = self._rects(p0, p1, yc, h) if len(p0) else None
-        thin = None
+        for a, b in zip(p0.tolist(), p1.tolist(), strict=True):
+            p.fillRect(QtCore.QRectF(a, yc - h / 2, b - a, h), fill)
         canc = ~solid
         if np.any(canc):
             c0 = g.px(t0[canc])
             c1 = g.px(t1[canc])
-            if mode == "binned":
-                a, b = merge_pixel_spans(np.floor(c0).astype(np.int64), np.ceil(c1).astype(np.int64))
-                c0, c1 = a.astype(np.float64), b.astype(np.float64)
             xs = np.stack([c0, c1], axis=1).ravel()
             ys = np.full(len(xs), yc)
-            thin = _path(xs, ys, "pairs")
-        return mode, full, thin
+            p.setPen(pg.mkPen(QtGui.QColor(colors(self.cancelled_role)), width=1, style=QtCore.Qt.PenStyle.DashLine))
+            p.drawPath(_path(xs, ys, "pairs"))
 
-    def pick(self, x, tol):
-        if not len(self.t0):
+    def span_at(self, data: TimelineData, x: float) -> tuple[float, float, int, int] | None:
+        """(t0 s, t1 s, start event, flag) of the span holding time x."""
+        s = self.spans
+        t0, t1 = s.times_ns()
+        if not len(t0):
             return None
-        i = int(np.searchsorted(self.t0, x, side="right")) - 1
-        if 0 <= i < len(self.t0) and self.t0[i] - tol <= x <= self.t1[i] + tol:
-            return (0.0, int(self.idx[i]))
+        xn = x * 1e9
+        j = int(np.searchsorted(t0, xn, side="right")) - 1
+        if 0 <= j < len(t0) and xn <= t1[j]:
+            return t0[j] * 1e-9, t1[j] * 1e-9, int(s.idx[j]), int(s.flag[j])
         return None
 
-    def span_at(self, x: float) -> int:
-        if not len(self.t0):
-            return -1
-        i = int(np.searchsorted(self.t0, x, side="right")) - 1
-        return i if 0 <= i < len(self.t0) and x <= self.t1[i] else -1
+    def pick(self, data, x, tol):
+        hit = self.span_at(data, x)
+        if hit is None:
+            return None
+        return 0.0, hit[2]
 
 
-class StepTrack(Track):
-    """A step plot in value coordinates (deadline plots); NaN values are gaps."""
+def _argb_ramp(color: QtGui.QColor, alpha: np.ndarray) -> np.ndarray:
+    a = np.clip(alpha, 0, 1) * color.alphaF()
+    r = (color.red() * a).astype(np.uint32)
+    gg = (color.green() * a).astype(np.uint32)
+    b = (color.blue() * a).astype(np.uint32)
+    return ((a * 255).astype(np.uint32) << 24) | (r << 16) | (gg << 8) | b
 
-    def __init__(self, name: str, t, y, idx, role: str, width: float = 1.6, dash: bool = False, label: str = "") -> None:
+
+class DeadlineTrack(Track):
+    """One deadline (a TSC step series) as time to deadline, `deadline - now`, on a symlog axis.
+
+    Zoomed in: the exact line (it falls with slope -1 between changes and jumps at
+    each new deadline). Zoomed out: a density -- for each pixel column, how much
+    of its time the value spends at each height, from samples -- so neither a
+    dense series nor a rare excursion turns into a solid block.
+    """
+
+    def __init__(self, name: str, steps: Steps, khz: int | None, role: str, width: float, label: str, emphasis: float = 1.0) -> None:
         self.name = name
-        self.t = t
-        self.y = y
-        self.idx = idx
+        self.steps = steps
+        self.khz = khz
         self.role = role
         self.width = width
-        self.dash = dash
-        self.label = label or name
-        self._cache: tuple | None = None
+        self.label = label
+        self.emphasis = emphasis
 
-    def x_bounds(self):
-        return (float(self.t[0]), float(self.t[-1])) if len(self.t) else None
+    def visible_count(self, frame: Frame) -> int:
+        e0, e1 = frame.visible_events()
+        i0, i1 = index_range(self.steps.idx, e0, e1)
+        return i1 - i0
 
-    def y_extent(self, x0: float, x1: float) -> tuple[float, float] | None:
-        if not len(self.t):
-            return None
-        i0 = max(0, int(np.searchsorted(self.t, x0, side="right")) - 1)
-        i1 = int(np.searchsorted(self.t, x1, side="right"))
-        seg = self.y[i0:i1]
-        if not len(seg) or np.all(np.isnan(seg)):
-            return None
-        return float(np.nanmin(seg)), float(np.nanmax(seg))
+    def values_at(self, data: TimelineData, t_ns: np.ndarray) -> np.ndarray:
+        """Time to deadline (ns, NaN: none) at each time (after every change at that time)."""
+        raw = step_values(self.steps, data.events_upto(t_ns))
+        return tsc_to_ns(raw, self.khz) - t_ns
 
-    def draw(self, p, g, colors) -> None:
-        if not len(self.t):
-            return
-        key = (g.x0, g.x1, g.sx, g.ox, g.sy, g.oy, g.npix)
-        if self._cache is None or self._cache[0] != key:
-            xs, ys, mode = step_polyline(self.t, self.y, g.x0, g.x1, g.sx, 4 * g.npix)
-            ys = np.clip(ys, min(g.y0, g.y1), max(g.y0, g.y1))  # NaN gaps stay NaN
-            path = _path(g.ox + xs * g.sx, g.oy + ys * g.sy, "finite") if len(xs) else None
-            self._cache = (key, mode, path, len(xs))
-        _, mode, path, npts = self._cache
+    def draw(self, p, g, frame, mode, raster, colors) -> None:
         self.last_mode = mode
-        if path is None:
+        if not len(self.steps) or not self.khz:
             return
-        # Dashes and wide strokes are costly for Qt's stroker (a 1.6 px dashed zig-zag of
-        # 1,400 points costs ~400 ms): only on the exact staircase of a few hundred points.
-        sparse = mode == "exact" and npts <= 600
-        style = QtCore.Qt.PenStyle.DashLine if (self.dash and sparse) else QtCore.Qt.PenStyle.SolidLine
-        color = QtGui.QColor(colors(self.role))
-        if not sparse and self.dash:
-            # Dense dashed series (pending, requested) are toned down so armed shows
-            # through -- by blending with the background, not with alpha: a translucent
-            # pen makes Qt stroke-and-fill the whole zig-zag path (~20x slower).
-            bg = colors("__background__")
-            color = QtGui.QColor(
-                (color.red() * 2 + bg.red() * 3) // 5,
-                (color.green() * 2 + bg.green() * 3) // 5,
-                (color.blue() * 2 + bg.blue() * 3) // 5,
-            )
-        pen = pg.mkPen(color, width=(1 if self.dash else self.width) if sparse else 1)
-        pen.setStyle(style)
+        data = frame.data
+        color = colors(self.role)
+        end_ns = data.t_end_ns
+        if mode == "binned":
+            self._density(g, frame, raster, color, end_ns)
+            return
+        self._line(p, g, frame, color, end_ns)
+
+    def _density(self, g: Geom, frame: Frame, raster: Raster, color: QtGui.QColor, end_ns: int) -> None:
+        n = g.npix
+        s, cols, upto = frame.samples(DENSITY_SAMPLES, end_ns)
+        if not len(s):
+            return
+        k = DENSITY_SAMPLES
+        seg = find(self.steps.idx, upto, side="left")  # which value holds at each sample
+        raw = np.where(seg > 0, self.steps.raw[np.maximum(seg - 1, 0)], 0)
+        y = symlog(tsc_to_ns(raw, self.khz) - s)
+        ok = np.isfinite(y)
+        h = raster.h
+        ypx = np.zeros(len(y), dtype=np.int64)
+        ypx[ok] = np.clip((g.oy + np.clip(y[ok], min(g.y0, g.y1), max(g.y0, g.y1)) * g.sy - g.top).astype(np.int64), 0, h - 1)
+        # Each sample stands for 1/k of its column's time. Between two samples of one
+        # column that see the same value, the time to it fell steadily: that time is
+        # spread over the pixels in between (a falling line, not two dots). Laid out
+        # (column, y) so the running sum over y is contiguous.
+        pair = (cols[1:] == cols[:-1]) & (seg[1:] == seg[:-1]) & ok[1:] & ok[:-1]
+        lo = np.minimum(ypx[:-1], ypx[1:])[pair]
+        hi = np.maximum(ypx[:-1], ypx[1:])[pair]
+        c = cols[1:][pair]
+        length = hi - lo + 1
+        total = int(length.sum())
+        single = ok.copy()
+        single[1:] &= ~pair
+        single[:-1] &= ~pair
+        keys = cols[single] * h + ypx[single]  # pixel (column-major) of each lone sample
+        weights = np.full(len(keys), 1.0 / k)
+        if total:
+            start = np.repeat(c * h + lo - np.concatenate([[0], np.cumsum(length)[:-1]]), length)
+            keys = np.concatenate([keys, start + np.arange(total)])
+            weights = np.concatenate([weights, np.repeat(1.0 / (k * length), length)])
+        if not len(keys):
+            return
+        if len(keys) * 4 < n * h:  # few pixels: sum per pixel sparsely
+            pix, inv = np.unique(keys, return_inverse=True)
+            dens = np.bincount(inv, weights=weights)
+        else:
+            full = np.bincount(keys, weights=weights, minlength=n * h)
+            pix = np.flatnonzero(full > 1e-12)
+            dens = full[pix]
+        # opacity: at least `base` for any value seen, full when a pixel holds a good part of the column's time
+        base = 0.55 * self.emphasis
+        alpha = np.minimum(1.0, base + (1.0 - base) * dens * 6.0)
+        col_of, y_of = np.divmod(pix, h)
+        raster.img[y_of, col_of] = _argb_ramp(color, alpha)
+        raster.used = True
+
+    def _line(self, p: QtGui.QPainter, g: Geom, frame: Frame, color: QtGui.QColor, end_ns: int) -> None:
+        data = frame.data
+        e0, e1 = frame.visible_events()
+        i0, i1 = index_range(self.steps.idx, e0, e1)
+        x0n, x1n = frame.edges_ns[0], min(frame.edges_ns[-1], float(end_ns))
+        if x1n <= x0n:
+            return
+        changes = data.time_ns[self.steps.idx[i0:i1]].astype(np.float64)
+        cols = np.linspace(x0n, x1n, max(2, g.npix // 4 + 1))  # the curve between changes, every 4 px
+        # before/after each change: a vertical jump at the change's time
+        t_before = np.nextafter(changes, -np.inf)
+        xs = np.concatenate([cols, t_before, changes])
+        order = np.argsort(xs, kind="stable")
+        xs = xs[order]
+        raw = step_values(self.steps, data.events_upto(xs))
+        # a change's "before" point takes the value before every event at that time
+        is_before = np.zeros(len(order), dtype=bool)
+        is_before[np.flatnonzero((order >= len(cols)) & (order < len(cols) + len(changes)))] = True
+        if is_before.any():
+            raw_b = step_values(self.steps, data.events_before(xs[is_before]))
+            raw[is_before] = raw_b
+        y = symlog(tsc_to_ns(raw, self.khz) - xs)
+        y = np.clip(y, min(g.y0, g.y1), max(g.y0, g.y1))
+        path = _path(g.ox + xs * 1e-9 * g.sx, g.oy + y * g.sy, "finite")
+        pen = pg.mkPen(color, width=self.width)
         p.setPen(pen)
         p.drawPath(path)
+        # the moments a deadline is set: a dot where the new value starts (stamped pixmaps)
+        if len(changes) and len(changes) <= 400:
+            after = symlog(self.values_at(data, changes))
+            ok = np.isfinite(after)
+            if ok.any():
+                yy = g.oy + np.clip(after[ok], min(g.y0, g.y1), max(g.y0, g.y1)) * g.sy
+                xs2 = g.ox + changes[ok] * 1e-9 * g.sx
+                if is_vector(p):
+                    p.setPen(QtCore.Qt.PenStyle.NoPen)
+                    p.setBrush(QtGui.QBrush(color))
+                    r = 2.2 if self.width >= 2 else 1.8
+                    for xv, yv in zip(xs2.tolist(), yy.tolist(), strict=True):
+                        p.drawEllipse(QtCore.QPointF(xv, yv), r, r)
+                    p.setBrush(QtCore.Qt.BrushStyle.NoBrush)
+                    return
+                pm, ax, ay = _glyph_pixmap("dot", color, 4.5 if self.width >= 2 else 3.5, p.device().devicePixelRatioF())
+                point = QtCore.QPointF
+                draw = p.drawPixmap
+                for xv, yv in zip((xs2 - ax).tolist(), (yy - ay).tolist(), strict=True):
+                    draw(point(xv, yv), pm)
 
-    def pick(self, x, tol):
-        if not len(self.t):
+    def pick(self, data, x, tol):
+        idx = self.steps.idx
+        if not len(idx):
             return None
-        i = int(np.searchsorted(self.t, x, side="right")) - 1
-        if i >= 0 and abs(self.t[i] - x) <= tol and self.idx[i] >= 0:
-            return (abs(self.t[i] - x), int(self.idx[i]))
-        return None
-
-    def value_at(self, x: float) -> float:
-        i = int(np.searchsorted(self.t, x, side="right")) - 1
-        return float(self.y[i]) if i >= 0 else float("nan")
-
-
-class DiagonalTrack(Track):
-    """The line `deadline == now` of a deadline plot: values above it are in the future."""
-
-    name = "now"
-    label = "deadline = now"
-
-    def draw(self, p, g, colors) -> None:
-        lo, hi = max(g.x0, min(g.y0, g.y1)), min(g.x1, max(g.y0, g.y1))
-        if hi <= lo:
-            return
-        xs = np.array([lo, hi])
-        p.setPen(pg.mkPen(colors("now"), width=1, style=QtCore.Qt.PenStyle.DotLine))
-        p.drawPath(_path(g.ox + xs * g.sx, g.oy + xs * g.sy, "all"))
+        e0 = int(data.events_before(np.array([(x - tol) * 1e9]))[0])
+        e1 = int(data.events_upto(np.array([(x + tol) * 1e9]))[0])
+        i0, i1 = index_range(idx, e0, e1)
+        if i1 <= i0:
+            return None
+        cand = idx[i0:i1]
+        d = np.abs(data.time_ns[cand] * 1e-9 - x)
+        j = int(np.argmin(d))
+        return float(d[j]), int(cand[j])
 
 
-class GridTrack(Track):
-    """Grid lines at the axes' tick positions, opaque (pyqtgraph's alpha grid costs ~4 ms per plot)."""
-
-    name = "grid"
-
-    def __init__(self, x_axis, y_axis=None) -> None:
-        self.x_axis = x_axis
-        self.y_axis = y_axis
-
-    def draw(self, p, g, colors) -> None:
-        major = colors("__grid__")
-        minor = colors("__grid_minor__")
-        vb_h = self.view_height
-        try:
-            levels = self.x_axis.tickValues(g.x0, g.x1, g.npix)
-        except Exception:  # axis not laid out yet
-            return
-        for level, (_spacing, values) in enumerate(levels[:2]):
-            xs = g.px(np.asarray(values, dtype=np.float64))
-            if not len(xs):
-                continue
-            ys = np.tile([self.y_top, self.y_top + vb_h], len(xs))
-            p.setPen(pg.mkPen(major if level == 0 else minor, width=1))
-            p.drawPath(_path(np.repeat(xs, 2), ys, "pairs"))
-        if self.y_axis is not None:
-            y0, y1 = sorted((self.y_lo, self.y_hi))
-            try:
-                ylevels = self.y_axis.tickValues(y0, y1, max(1, int(vb_h)))
-            except Exception:
-                return
-            left = g.ox + g.x0 * g.sx
-            right = g.ox + g.x1 * g.sx
-            for level, (_spacing, values) in enumerate(ylevels[:1]):
-                ys = g.oy + np.asarray(values, dtype=np.float64) * g.sy
-                if not len(ys):
-                    continue
-                xs = np.tile([left, right], len(ys))
-                p.setPen(pg.mkPen(major if level == 0 else minor, width=1))
-                p.drawPath(_path(xs, np.repeat(ys, 2), "pairs"))
-
-    # set by TrackItem.paint before drawing
-    y_top = 0.0
-    view_height = 0.0
-    y_lo = 0.0
-    y_hi = 1.0
+_REPORTED: set[str] = set()
+PAINT_ERRORS: list[str] = []  # every painting error so far (tests check it stays empty)
 
 
-class RowBands(Track):
-    """Alternating background bands behind lane rows (drawn first)."""
+def report_paint_error(item) -> None:
+    """Print a painting error once per item type (to stderr) instead of raising into Qt."""
+    import sys
+    import traceback
 
-    name = "bands"
-
-    def __init__(self, rows: int) -> None:
-        self.rows = rows
-
-    def draw(self, p, g, colors) -> None:
-        col = colors("__lane_alt__")
-        p.setPen(QtCore.Qt.PenStyle.NoPen)
-        left = g.ox + g.x0 * g.sx
-        right = g.ox + g.x1 * g.sx
-        for r in range(1, self.rows, 2):
-            y0 = g.py(r)
-            y1 = g.py(r + 1)
-            p.fillRect(QtCore.QRectF(left, min(y0, y1), right - left, abs(y1 - y0)), col)
+    text = traceback.format_exc()
+    PAINT_ERRORS.append(text)
+    key = type(item).__name__ + text.splitlines()[-1]
+    if key not in _REPORTED:
+        _REPORTED.add(key)
+        print(f"lazytsc-gui: error while painting {type(item).__name__}:\n{text}", file=sys.stderr)
 
 
 class TrackItem(pg.GraphicsObject):
-    """One GraphicsObject per plot painting all its tracks in device coordinates."""
+    """One GraphicsObject per plot painting all its tracks in device coordinates.
 
-    def __init__(self, tracks: list[Track], y_range: tuple[float, float], colors) -> None:
+    `rows` (lane plots) say which tracks share a level of detail: a row is drawn
+    exactly only when all its visible marks together are few enough.
+    """
+
+    def __init__(self, tracks: list[Track], y_range: tuple[float, float], colors, frame: Frame, kind: str = "lanes", rows: int = 0, grid=None) -> None:
         super().__init__()
         self.tracks = tracks
         self.colors = colors
         self.y_range = y_range
-        xb = [b for b in (t.x_bounds() for t in tracks) if b is not None]
-        self.x_range = (min(b[0] for b in xb), max(b[1] for b in xb)) if xb else (0.0, 1e-6)
+        self.frame = frame
+        self.kind = kind
+        self.rows = rows
+        self.grid = grid  # callable (x0, x1, npix) -> (major, minor) tick times
         self.setFlag(self.GraphicsItemFlag.ItemUsesExtendedStyleOption, True)
         self.paint_count = 0
+        self.last_modes: set[str] = set()
+        self._modes: tuple | None = None
 
     def boundingRect(self) -> QtCore.QRectF:
-        x0, x1 = self.x_range
+        end = max(self.frame.data.span_end_ns * 1e-9, 1e-6)
         y0, y1 = self.y_range
-        return QtCore.QRectF(x0, y0, max(x1 - x0, 1e-12), max(y1 - y0, 1e-12))
+        return QtCore.QRectF(0.0, y0, end, max(y1 - y0, 1e-12))
 
     def dataBounds(self, ax, frac=1.0, orthoRange=None):
-        return self.x_range if ax == 0 else self.y_range
+        return (0.0, max(self.frame.data.span_end_ns * 1e-9, 1e-6)) if ax == 0 else self.y_range
+
+    def data_changed(self) -> None:
+        self.prepareGeometryChange()
+        self.update()
+
+    def modes(self, frame: Frame, npix: int) -> dict[str, str]:
+        """Level of detail of each row (lanes) or track (deadlines) at this view (cached per frame)."""
+        key = (frame._key, npix, len(self.tracks))
+        if self._modes is not None and self._modes[0] == key:
+            return self._modes[1]
+        out = self._compute_modes(frame, npix)
+        self._modes = (key, out)
+        return out
+
+    def _compute_modes(self, frame: Frame, npix: int) -> dict[str, str]:
+        counts: dict[str, int] = {}
+        for t in self.tracks:
+            key = t.row or t.name
+            counts[key] = counts.get(key, 0) + t.visible_count(frame)
+        if self.kind == "deadline":
+            return {k: ("exact" if c <= max(48, npix // 8) else "binned") for k, c in counts.items()}
+        return {k: choose_mode(c, npix) for k, c in counts.items()}
 
     def paint(self, p: QtGui.QPainter, opt, widget=None) -> None:
+        # An exception must never leave a paint override: PySide6 6.11 crashes
+        # reporting it while another thread runs Python (a streaming run).
+        try:
+            self._paint(p)
+        except Exception:  # pragma: no cover - reported, never fatal
+            report_paint_error(self)
+
+    def _paint(self, p: QtGui.QPainter) -> None:
         vb = self.getViewBox()
         if vb is None:
             return
@@ -494,33 +721,85 @@ class TrackItem(pg.GraphicsObject):
         if sx == 0 or sy == 0:
             return
         (x0, x1), (y0, y1) = vb.viewRange()
-        g = Geom(x0, x1, sx, tr.dx(), sy, tr.dy(), max(1, int(round((x1 - x0) * abs(sx)))), y0, y1)
+        npix = max(1, int(round((x1 - x0) * abs(sx))))
+        g = Geom(x0, x1, sx, tr.dx(), sy, tr.dy(), npix, y0, y1)
+        frame = self.frame
+        frame.update(x0, x1, npix)
         self.paint_count += 1
-        rows: dict[str, int] = {}
-        marks = [t for t in self.tracks if isinstance(t, MarkTrack) and t.row and len(t.t)]
-        for t in marks:
-            i0, i1 = visible_range(t.t, x0, x1)
-            rows[t.row] = rows.get(t.row, 0) + (i1 - i0)
-        for t in marks:
-            t.row_count = rows[t.row]
-        for track in self.tracks:
-            if isinstance(track, GridTrack):
-                ya, yb = tr.dy() + y0 * sy, tr.dy() + y1 * sy
-                track.y_top = min(ya, yb)
-                track.view_height = abs(yb - ya)
-                track.y_lo, track.y_hi = y0, y1
-        p.save()
-        p.resetTransform()
         xa, xb = g.ox + x0 * sx, g.ox + x1 * sx
         ya, yb = g.oy + y0 * sy, g.oy + y1 * sy
-        p.setClipRect(QtCore.QRectF(min(xa, xb), min(ya, yb), abs(xb - xa), abs(yb - ya)))
+        left, top = min(xa, xb), min(ya, yb)
+        height = abs(yb - ya)
+        p.save()
+        p.resetTransform()
+        p.setClipRect(QtCore.QRectF(left, top, abs(xb - xa), height))
         p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
-        for track in self.tracks:
-            track.draw(p, g, self.colors)
+        raster = Raster(npix, int(round(height)))
+        self._background(p, g, left, top, abs(xb - xa), height, raster)
+        modes = self.modes(frame, npix)
+        self.last_modes = set(modes.values()) if self.tracks else set()
+        exact = []
+        for t in self.tracks:
+            mode = modes.get(t.row or t.name, "exact")
+            if mode == "binned":
+                t.draw(p, g, frame, mode, raster, self.colors)
+            else:
+                t.last_mode = mode
+                exact.append(t)
+        raster.draw(p, left, top)
+        if self.kind == "deadline":
+            p.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, True)
+        for t in exact:
+            t.draw(p, g, frame, "exact", raster, self.colors)
+        self._pending_region(p, g, top, height)
         p.restore()
 
-    def invalidate(self) -> None:
-        for t in self.tracks:
-            if hasattr(t, "_cache"):
-                t._cache = None
-        self.update()
+    def _background(self, p: QtGui.QPainter, g: Geom, left: float, top: float, width: float, height: float, raster: Raster | None = None) -> None:
+        colors = self.colors
+        if self.kind == "lanes":
+            band = colors("__lane_alt__")
+            p.setPen(QtCore.Qt.PenStyle.NoPen)
+            for r in range(1, self.rows, 2):
+                ya, yb = g.py(r), g.py(r + 1)
+                p.fillRect(QtCore.QRectF(left, min(ya, yb), width, abs(yb - ya)), band)
+        else:
+            # the overdue half (deadline already passed) is tinted
+            y_now = g.py(0.0)
+            lo = max(top, min(y_now, top + height))
+            if lo < top + height:
+                p.fillRect(QtCore.QRectF(left, lo, width, top + height - lo), colors("__lane_alt__"))
+        if self.grid is not None and raster is not None:
+            # grid lines are columns (and, in deadline plots, rows) of the raster image
+            major, minor = self.grid(g.x0, g.x1, g.npix)
+            for values, role in ((minor, "__grid_minor__"), (major, "__grid__")):
+                cols = np.round(g.px(np.asarray(values, dtype=np.float64)) - left).astype(np.int64)
+                cols = cols[(cols >= 0) & (cols < raster.w)]
+                if len(cols):
+                    raster.img[:, cols] = argb(colors(role), 1.0)
+                    raster.used = True
+        if self.kind == "deadline":
+            # decades of the symlog axis, and `deadline == now`
+            lo, hi = sorted((g.y0, g.y1))
+            decades = np.arange(3, int(max(abs(lo), abs(hi))) + 2, 3)
+            ticks = np.concatenate([symlog(10.0**decades), symlog(-(10.0**decades))])
+            ticks = ticks[(ticks >= lo) & (ticks <= hi)]
+            rows = np.round(g.oy + ticks * g.sy - top).astype(np.int64)
+            rows = rows[(rows >= 0) & (rows < (raster.h if raster is not None else 0))]
+            if len(rows):
+                raster.img[rows, :] = argb(colors("__grid__"), 1.0)
+                raster.used = True
+            p.setPen(pg.mkPen(colors("now"), width=1, style=QtCore.Qt.PenStyle.DashLine))
+            y_now = g.py(0.0)
+            p.drawLine(QtCore.QPointF(left, y_now), QtCore.QPointF(left + width, y_now))
+
+    def _pending_region(self, p: QtGui.QPainter, g: Geom, top: float, height: float) -> None:
+        """While the run streams in: the part of the axis not simulated yet is hatched."""
+        data = self.frame.data
+        if data.complete or data.span_end_ns <= data.t_end_ns:
+            return
+        a = max(g.px(data.t_end * 1.0), g.left)
+        b = g.px(data.span_end_ns * 1e-9)
+        if b <= a:
+            return
+        color = QtGui.QColor(self.colors("__grid__"))
+        p.fillRect(QtCore.QRectF(a, top, b - a, height), QtGui.QBrush(color, QtCore.Qt.BrushStyle.BDiagPattern))

@@ -3,11 +3,21 @@
 A job is a plain function `fn(job) -> result` that calls `job.report(frac, text)`
 now and then and checks `job.cancelled()`. It runs in a QThread; its result (or
 error) comes back to the UI thread through queued signals, so the window keeps
-painting and responding while the engine runs.
+painting and responding while the engine runs. A streaming job hands partial
+results (chunks of a run) to the UI thread as it goes with `job.partial(obj)`;
+they arrive in order, all before the final result.
+
+Python objects never travel inside a queued signal: they go through a
+thread-safe queue and the signal only says "look". (PySide6 6.11 copies and
+drops the Python object a queued `Signal(object)` carries on the thread that
+emits or delivers it, sometimes without the GIL; under a stream of chunks that
+corrupts the Python heap.)
 """
 
 from __future__ import annotations
 
+import gc
+import queue
 import sys
 import threading
 import time
@@ -18,6 +28,7 @@ from typing import Any
 from PySide6 import QtCore
 
 JOB_SWITCH_INTERVAL = 0.0005  # seconds (CPython's default is 0.005)
+GC_EVERY_MS = 500  # while a job runs, the UI thread collects garbage this often
 
 
 class Cancelled(Exception):
@@ -26,7 +37,8 @@ class Cancelled(Exception):
 
 class Job(QtCore.QObject):
     progress = QtCore.Signal(float, str)
-    finished = QtCore.Signal(object)
+    partial_sig = QtCore.Signal()
+    finished = QtCore.Signal()
     failed = QtCore.Signal(str, str)
     cancelled_sig = QtCore.Signal()
 
@@ -36,6 +48,8 @@ class Job(QtCore.QObject):
         self.label = label
         self._cancel = threading.Event()
         self._last_report = 0.0
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()  # partial results, in order
+        self.result: Any = None
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -46,6 +60,11 @@ class Job(QtCore.QObject):
     def check(self) -> None:
         if self._cancel.is_set():
             raise Cancelled()
+
+    def partial(self, obj: Any) -> None:
+        """Hand a partial result to the UI thread (delivered in order, before the result)."""
+        self.outbox.put(obj)
+        self.partial_sig.emit()
 
     def report(self, fraction: float, text: str = "") -> None:
         """Progress (0..1, or -1 when unknown); throttled to ~20 updates a second."""
@@ -63,7 +82,8 @@ class Job(QtCore.QObject):
         except Exception as exc:  # reported to the UI, never lost
             self.failed.emit(f"{exc}", traceback.format_exc())
         else:
-            self.finished.emit(result)
+            self.result = result
+            self.finished.emit()
 
 
 class TaskRunner(QtCore.QObject):
@@ -80,6 +100,16 @@ class TaskRunner(QtCore.QObject):
         self._callbacks: tuple | None = None
         self._graveyard: dict[int, tuple[Job, QtCore.QThread]] = {}
         self.label = ""
+        # While a job runs, Python's cyclic garbage collector would run in whichever
+        # thread happens to allocate -- mostly the job's. Collected there, a cycle
+        # holding Qt objects the UI just dropped (plots of a rebuilt timeline) would
+        # delete them off the UI thread while it paints. So the automatic collector
+        # is off while a job runs, and the UI thread collects on a timer.
+        self._gc_timer = QtCore.QTimer(self)
+        self._gc_timer.setInterval(GC_EVERY_MS)
+        self._gc_timer.timeout.connect(self._collect)
+        self._gc_was_enabled = True
+        self._gc_ticks = 0
 
     @property
     def busy(self) -> bool:
@@ -92,6 +122,7 @@ class TaskRunner(QtCore.QObject):
         on_done: Callable[[Any], None],
         on_error: Callable[[str, str], None] | None = None,
         on_cancel: Callable[[], None] | None = None,
+        on_partial: Callable[[Any], None] | None = None,
     ) -> bool:
         if self._job is not None:
             return False
@@ -112,7 +143,9 @@ class TaskRunner(QtCore.QObject):
         job.failed.connect(self._on_failed)
         job.cancelled_sig.connect(self._on_cancelled)
         job.progress.connect(self.progress)
+        job.partial_sig.connect(self._on_partial)
         self._job, self._thread = job, thread
+        self._on_partial_cb = on_partial
         self._callbacks = (on_done, on_error, on_cancel)
         self.label = label
         self.started.emit(label)
@@ -122,8 +155,16 @@ class TaskRunner(QtCore.QObject):
         # a short interval keeps painting and input snappy during long runs.
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch, JOB_SWITCH_INTERVAL))
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
+        self._gc_timer.start()
         thread.start()
         return True
+
+    def _collect(self) -> None:
+        """Garbage collection on the UI thread (young generations often, all of them now and then)."""
+        self._gc_ticks += 1
+        gc.collect(2 if self._gc_ticks % 10 == 0 else 1)
 
     def cancel(self) -> None:
         if self._job is not None:
@@ -148,11 +189,35 @@ class TaskRunner(QtCore.QObject):
             thread.quit()
             thread.wait()
         sys.setswitchinterval(getattr(self, "_switch", sys.getswitchinterval()))
+        self._gc_timer.stop()
+        gc.collect(1)
+        if self._gc_was_enabled:
+            gc.enable()
         self.busyChanged.emit(False)
         return callbacks
 
-    @QtCore.Slot(object)
-    def _on_finished(self, result: Any) -> None:
+    @QtCore.Slot()
+    def _on_partial(self) -> None:
+        self._drain()
+
+    def _drain(self) -> None:
+        """Hand every partial result waiting in the job's outbox to the callback."""
+        job = self._job
+        if job is None:
+            return
+        cb = getattr(self, "_on_partial_cb", None)
+        while True:
+            try:
+                obj = job.outbox.get_nowait()
+            except queue.Empty:
+                return
+            if cb is not None:
+                cb(obj)
+
+    @QtCore.Slot()
+    def _on_finished(self) -> None:
+        self._drain()
+        result = self._job.result if self._job is not None else None
         on_done, _, _ = self._finish()
         if on_done is not None:
             on_done(result)

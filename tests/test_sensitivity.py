@@ -43,7 +43,7 @@ def test_tiny_sweep_generates_both_tables(tmp_path):
                       "guest timer interrupts ratio", "transactions ratio"):
             assert label in table
             published, model, seeds, exit_cost = table[label]
-            assert exit_cost.count("·") == 2, "three exit costs: half, the scenario's (bold), double"
+            assert exit_cost.count("·") == 3, "four exit costs: half, the scenario's (bold), double, V3's host (4x)"
             assert f"**{model}**" in exit_cost, "the scenario's own value is the model column"
 
 
@@ -78,7 +78,7 @@ def test_swept_values_surround_the_scenarios_own():
     scenario = load_scenario(resolve_scenario_path("tcp_rr"))
     by_key = {p.key: p for p in PARAMETERS}
     values, base = parameter_values(scenario, by_key["host.exit_cost_ns"])
-    assert values == [base // 2, base, base * 2] and base == scenario.run.host.exit_cost_ns
+    assert values == [base // 2, base, base * 2, base * 4] and base == scenario.run.host.exit_cost_ns
     values, base = parameter_values(scenario, by_key["workload.hz"])
     assert base in values and 250 in values and 100 in values
 

@@ -381,11 +381,17 @@ class GuestKernel:
         return self.s[vid].idle
 
     def work(self, vid: int, duration: int, handler: int) -> None:
-        """A task runs for `duration` of CPU time; the host's time in exits is added to it."""
+        """A task runs for `duration` of CPU time; the host's time in exits is added to it.
+
+        Its CPU time starts at VM entry: exits the guest took just before (the IPI that
+        woke the peer, the tick restart on leaving idle) keep the vCPU in the host first.
+        """
         k = self.s[vid]
         r = self.run.s[vid]
         r.task_active = True
-        r.task_end = self.sched.now + duration
+        now = self.sched.now
+        start = r.in_host_until if not r.guest_mode and r.in_host_until > now else now
+        r.task_end = start + duration
         k.task_gen += 1
         k.task_handler = handler
         self.sched.at(r.task_end, self.H_TASK, vid, k.task_gen)

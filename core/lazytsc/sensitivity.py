@@ -140,12 +140,14 @@ class Parameter:
 
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter("reprogram jitter", "defaults.reprogram_jitter_cycles", scales=(0.0, 2.0, 4.0)),
-    Parameter("exit cost", "host.exit_cost_ns"),
+    Parameter("exit cost", "host.exit_cost_ns", scales=(0.5, 2.0, 4.0)),  # 4x: V3's host (tcp_rr_evidence.V3_HOST)
     Parameter("wake-up latency", "host.wakeup_latency_ns"),
     Parameter("HZ", "workload.hz", scales=(), values=(100, 250, 1000)),
     Parameter("client send", "workload.client_send_ns"),
     Parameter("server processing", "workload.server_proc_ns"),
     Parameter("client receive", "workload.client_recv_ns"),
+    Parameter("after the send", "workload.post_send_ns"),
+    Parameter("wake-up IPI", "workload.wake_ipi_ns"),
 )
 
 
