@@ -25,7 +25,7 @@ from .worker import Cancelled, TaskRunner
 
 Qt = QtCore.Qt
 SEARCH_COLUMNS = ("variant", "setup", "depth", "states", "letters/s", "found")
-FINDING_COLUMNS = ("variant", "setup", "finding", "ops", "program", "file", "verified")
+FINDING_COLUMNS = ("variant", "setup", "finding", "ops", "verified", "program", "file")
 
 
 class ExploreView(QtWidgets.QWidget):
@@ -129,6 +129,7 @@ class ExploreView(QtWidgets.QWidget):
         self.searches.verticalHeader().setVisible(False)
         self.searches.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.searches.horizontalHeader().setStretchLastSection(True)
+        self.searches.setWordWrap(False)  # a long list of findings is elided, not wrapped
         self.searches.setMinimumHeight(170)
         self.summary = QtWidgets.QPlainTextEdit("Run a search to list what it proves and finds.")
         self.summary.setReadOnly(True)
@@ -140,6 +141,7 @@ class ExploreView(QtWidgets.QWidget):
         self.findings.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.findings.setSelectionMode(QtWidgets.QAbstractItemView.SelectionMode.SingleSelection)
         self.findings.setSortingEnabled(True)
+        self.findings.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.findings.setToolTip("Double-click a finding to open its counterexample, stopped at the violating event")
         self.findings.cellDoubleClicked.connect(lambda r, _c: self.open_finding(r))
         self.open_button = QtWidgets.QPushButton("Open counterexample")
@@ -314,7 +316,7 @@ class ExploreView(QtWidgets.QWidget):
         self.findings.setRowCount(len(findings))
         for row, f in enumerate(findings):
             what = f.finding + (f" ({f.subclass})" if f.subclass else "")
-            values = (f.variant.upper(), f.setup, what, str(f.ops), " ".join(f.program), Path(f.file).name if f.file else "", "yes" if f.verified else (f.problem or "no"))
+            values = (f.variant.upper(), f.setup, what, str(f.ops), "yes" if f.verified else (f.problem or "no"), " ".join(f.program), Path(f.file).name if f.file else "")
             for col, text in enumerate(values):
                 item = QtWidgets.QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, f.file)

@@ -7,6 +7,7 @@ second or two.
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,12 @@ def test_in_the_tools_menu(win, qtbot):
 
 
 def test_search_lists_verified_findings_and_what_holds(view, qtbot, tmp_path):
+    seen: list[dict] = []
+    view.status_changed.connect(seen.append)
     run(view, qtbot)
+    assert any(st.get("states", 0) > 1 for s in seen for st in s["tasks"].values()), "progress reports states as it goes"
+    assert view.progress.value() == view.progress.maximum() == 1
+    assert view.progress.text().startswith("done in ")
     assert view.last_error == ""
     rows = view.findings.rowCount()
     assert rows >= 2, "V2 at depth 2 has the INIT and re-registration findings"
@@ -68,6 +74,31 @@ def test_search_lists_verified_findings_and_what_holds(view, qtbot, tmp_path):
     assert view.searches.item(0, 2).text() == "2/2"
     png = tmp_path / "explore.png"
     assert view.grab().save(str(png))
+
+
+def test_stop_ends_a_deep_search_and_keeps_what_it_reached(view, qtbot):
+    """A search far too deep to finish stops on Stop: the worker processes end, the depth
+    it completed is shown, and the findings of that depth are listed, shrunk and verified."""
+    view.depth.setValue(12)
+    view.jobs.setValue(2)
+    view.setup_boxes["sw"].setChecked(True)
+    QTest.mouseClick(view.run_button, Qt.MouseButton.LeftButton)
+    assert view.runner.busy and view.cancel_button.isEnabled() and not view.run_button.isEnabled()
+
+    def reached_depth_3() -> bool:
+        item = view.searches.item(0, 2)
+        return item is not None and item.text().startswith(("3/", "4/", "5/"))
+
+    qtbot.waitUntil(reached_depth_3, timeout=120_000)
+    with qtbot.waitSignal(view.finished, timeout=120_000):
+        QTest.mouseClick(view.cancel_button, Qt.MouseButton.LeftButton)
+    assert not view.runner.busy and view.run_button.isEnabled()
+    assert not multiprocessing.active_children(), "the worker processes ended"
+    assert view.report is not None and len(view.report.tasks) == 2
+    assert all(2 <= t.depth_done < 12 for t in view.report.tasks)
+    col = {name: i for i, name in enumerate(FINDING_COLUMNS)}
+    findings = {view.findings.item(r, col["finding"]).text() for r in range(view.findings.rowCount())}
+    assert "known_hang (after init)" in findings
 
 
 def test_no_setup_chosen_cannot_start(view):

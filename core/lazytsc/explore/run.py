@@ -112,7 +112,7 @@ class Report:
                 elif name in INVARIANTS:
                     depth = min((t.depth_done for t in tasks), default=0)
                     states = sum(t.states for t in tasks)
-                    lines.append(f"{variant.upper()}: {name} holds up to depth {depth}, {_count(states)} states ({len(tasks)} setups)")
+                    lines.append(f"{variant.upper()}: {name} holds up to depth {depth}, {_count(states)} states ({len(tasks)} setup{'s' if len(tasks) != 1 else ''})")
         return lines
 
     def to_dict(self) -> dict:
