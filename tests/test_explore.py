@@ -263,13 +263,13 @@ def test_letters_document_themselves():
         assert letter.doc and letter.scope in ("guest", "host", "time")
 
 
-def _replays(d: Driver, setup: str, variant: str) -> None:
+def _replays(d: Driver, setup: str, variant: str, nvcpus: int = 1) -> None:
     from lazytsc.explore.program import script_text
     from lazytsc.explore.setups import header_text
     from lazytsc.scenario import parse_scenario
 
     n = len(d.engine.log)
-    text = header_text(SETUPS[setup], variant, 1, d.t, "lazy", "replay", "") + script_text(d.program, 1)
+    text = header_text(SETUPS[setup], variant, nvcpus, d.t, "lazy", "replay", "") + script_text(d.program, nvcpus)
     e = Engine(parse_scenario(text, "replay.toml"), "lazy")
     e.run()
 
@@ -319,6 +319,31 @@ def test_programs_replay_event_for_event_as_scenario_files():
                     if d.stuck:
                         break
                 _replays(d, setup, variant)
+
+
+def test_two_vcpus_have_letters_each_and_replay_as_scenarios(tmp_path):
+    """With two vCPUs every letter exists per vCPU and `ipi` targets the other one; random
+    two-vCPU programs replay event for event as scenario files, and a two-vCPU search finds
+    the INIT hang on one vCPU with a verified two-vCPU counterexample."""
+    import random
+
+    d = Driver(SETUPS["hv"], "v2", 2, make_alphabet())
+    assert {(letter.name, v) for letter, v, _ in d.moves()} >= {("dl_far", 0), ("dl_far", 1), ("ipi", 0), ("ipi", 1), ("init", 1)}
+    rng = random.Random(11)
+    root = d.save()
+    for _ in range(4):
+        d.restore(root)
+        for _ in range(5):
+            moves = d.moves()
+            letter, v, move = moves[rng.randrange(len(moves))]
+            d.apply(letter, v, move)
+            if d.stuck:
+                break
+        _replays(d, "hv", "v2", 2)
+    report = explore(Options(variants=("v2",), setups=("hv",), vcpus=2, depth=2, jobs=1, out_dir=str(tmp_path / "cx")))
+    hang = by_key(report)[("known_hang", "after init")]
+    assert hang.program in (["dl_far@0(delta_cycles=6000)", "init@0"], ["dl_far@1(delta_cycles=6000)", "init@1"]) and hang.verified
+    assert len(load_scenario(hang.file).run.vcpus) == 2
 
 
 def test_docs_name_every_letter_and_finding_and_their_examples_still_hold():
