@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from . import themes
-from .exits_panel import TIMER_TIPS, get_path, share, table_rows
+from .exits_panel import TIMER_TIPS, find_path, share, table_rows
 from .fmt import fmt_ns
 from .timeline import TimelineWidget
 from .timeline_data import TimelineData
@@ -29,12 +29,19 @@ class Side:
     timeline_title: str = ""
 
 
-def diff_rows(a: dict, b: dict) -> list[tuple[str, int, str, int, str, int, str]]:
-    """(label, a, a%, b, b%, Δ, Δ%) for every row of the seed's table."""
+def diff_rows(a: dict, b: dict) -> list[tuple[str, int | None, str, int | None, str, int | None, str]]:
+    """(label, a, a%, b, b%, Δ, Δ%) for every row of the seed's table.
+
+    A figure one side lacks (host timer counts of a recording) is None there and
+    has no Δ: the view prints n/a, never a made-up zero.
+    """
     out = []
     for label, path in table_rows(a, b):
-        va = get_path(a, path)
-        vb = get_path(b, path)
+        va = find_path(a, path)
+        vb = find_path(b, path)
+        if va is None or vb is None:
+            out.append((label, va, "", vb, "", None, ""))
+            continue
         delta = vb - va
         rel = f"{100.0 * delta / va:+.1f}%" if va else ("" if not vb else "new")
         out.append((label, va, share(a, path), vb, share(b, path), delta, rel))
@@ -184,7 +191,15 @@ class CompareView(QtWidgets.QWidget):
         bold = QtGui.QFont(self.font())
         bold.setBold(True)
         for r, (label, va, pa, vb, pb, delta, rel) in enumerate(rows):
-            cells = [label, f"{va:,}", pa, f"{vb:,}", pb, f"{delta:+,}" if delta else "0", rel]
+            cells = [
+                label,
+                "n/a" if va is None else f"{va:,}",
+                pa,
+                "n/a" if vb is None else f"{vb:,}",
+                pb,
+                "" if delta is None else (f"{delta:+,}" if delta else "0"),
+                rel,
+            ]
             for col, text in enumerate(cells):
                 item = QtWidgets.QTableWidgetItem(text)
                 if col:

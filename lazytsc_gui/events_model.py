@@ -1,7 +1,10 @@
 """A virtualized table model over the numpy event log: no per-row Python objects.
 
 Rows are either every event or the event indices a filter selected (one numpy
-array). Cells are formatted on demand for the rows the view paints; events
+array). Cells are formatted on demand for the rows the view paints, each from its
+event (`log.event`): the model keeps no copy of the log's columns -- filters read the
+narrow ones (kind, vCPU, exit; shared with the log's other readers) and a search by
+value unpacks a/b once without keeping them; events
 after the cursor are dimmed and the current event is highlighted. The two value
 columns are named per kind (taxonomy.KIND_FIELDS) in each cell, and in the header
 when one kind is shown; tooltips give TSC values as times too, and a script
@@ -40,7 +43,6 @@ class EventsModel(QtCore.QAbstractTableModel):
         self.rows: np.ndarray | None = None  # filtered event indices (None: all)
         self.position = 0
         self.filters: dict = {}
-        self._cols: dict[str, np.ndarray] = {}
         self._n = 0
         self.tsc_khz: list[int] | None = None
         self.notes: dict[int, str] = {}  # scenario line -> the script entry's note
@@ -54,7 +56,6 @@ class EventsModel(QtCore.QAbstractTableModel):
         self.raw = raw
         self.tsc_khz = tsc_khz
         self.notes = dict(notes or {})
-        self._cols = {n: log.column(n) for n in ("time", "vcpu", "kind", "exit", "sub", "a", "b", "parent")} if log is not None else {}
         self._n = len(log) if log is not None else 0
         self.rows = None
         self.position = 0
@@ -81,6 +82,10 @@ class EventsModel(QtCore.QAbstractTableModel):
         self.header_names = (names[0] or "—", names[1] or "—") if names else None
         self.endResetModel()
 
+    def _col(self, name: str, keep: bool = True) -> np.ndarray:
+        """A column of the log (`keep=False`: a one-off read the log does not cache)."""
+        return self.log.column(name, cache=keep)
+
     def _apply_filters(self) -> None:
         f = self.filters
         if not self._n or not any(v not in (None, False) for v in f.values()):
@@ -88,15 +93,15 @@ class EventsModel(QtCore.QAbstractTableModel):
             return
         mask = np.ones(self._n, dtype=bool)
         if f.get("kinds"):
-            mask &= np.isin(self._cols["kind"], np.array(sorted(f["kinds"]), dtype=np.int16))
+            mask &= np.isin(self._col("kind"), np.array(sorted(f["kinds"]), dtype=np.int16))
         if f.get("vcpu") is not None:
-            mask &= self._cols["vcpu"] == f["vcpu"]
+            mask &= self._col("vcpu") == f["vcpu"]
         if f.get("exit") is not None:
-            mask &= self._cols["exit"] == f["exit"]
+            mask &= self._col("exit") == f["exit"]
         if f.get("exits"):
-            mask &= self._cols["exit"] >= 0
+            mask &= self._col("exit") >= 0
         if f.get("hazards"):
-            mask &= np.isin(self._cols["kind"], HAZARD_CODES)
+            mask &= np.isin(self._col("kind"), HAZARD_CODES)
         self.rows = np.nonzero(mask)[0]
 
     def event_at(self, row: int) -> int:
@@ -132,7 +137,8 @@ class EventsModel(QtCore.QAbstractTableModel):
         return None
 
     def note_text(self, i: int) -> str:
-        code, line = int(self._cols["a"][i]), int(self._cols["b"][i])
+        ev = self.log.event(i)
+        code, line = ev.a, ev.b
         if code == NOTE_SCRIPT:
             return self.notes.get(line, f"script note (line {line})")
         return NOTE_TEXT.get(code, f"note code={code}")
@@ -145,33 +151,29 @@ class EventsModel(QtCore.QAbstractTableModel):
         return value * 1_000_000 / khz[vcpu]
 
     def cell_text(self, i: int, col: int) -> str:
-        c = self._cols
-        kind = int(c["kind"][i])
+        ev = self.log.event(i)
+        kind = ev.kind
         if col == 0:
             return str(i)
         if col == 1:
-            return fmt_ns(int(c["time"][i]))
+            return fmt_ns(ev.time)
         if col == 2:
-            v = int(c["vcpu"][i])
-            return str(v) if v >= 0 else "VM"
+            return str(ev.vcpu) if ev.vcpu >= 0 else "VM"
         if col == 3:
             return KIND_NAMES.get(kind, str(kind))
         if col == 4:
-            e = int(c["exit"][i])
-            if e < 0:
+            if ev.exit < 0:
                 return ""
-            s = int(c["sub"][i])
-            return EXIT_NAMES.get(e, str(e)) + (f" / {MSR_SUB_NAMES.get(s, s)}" if s >= 0 else "")
+            return EXIT_NAMES.get(ev.exit, str(ev.exit)) + (f" / {MSR_SUB_NAMES.get(ev.sub, ev.sub)}" if ev.sub >= 0 else "")
         names = KIND_FIELDS.get(kind, ("a", "b"))
         if col == 5:
             if kind == Kind.NOTE:
                 return self.note_text(i)
-            return _value(names[0], int(c["a"][i]))
+            return _value(names[0], ev.a)
         if col == 6:
-            return _value(names[1], int(c["b"][i]))
+            return _value(names[1], ev.b)
         if col == 7:
-            p = int(c["parent"][i])
-            return str(p) if p >= 0 else ""
+            return str(ev.parent) if ev.parent >= 0 else ""
         return ""
 
     def data(self, index: QtCore.QModelIndex, role=Qt.ItemDataRole.DisplayRole):
@@ -185,13 +187,13 @@ class EventsModel(QtCore.QAbstractTableModel):
             return self.cell_text(i, col)
         th = themes.current()
         if role == Qt.ItemDataRole.ForegroundRole:
-            kind = int(self._cols["kind"][i])
             if i >= self.position:
                 return QtGui.QColor(th.future_fg)
-            if kind in HAZARD_KINDS and col == 3:
-                return QtGui.QColor(th.marks.get(f"haz:{KIND_NAMES[kind]}", th.text))
-            if col == 4 and self._cols["exit"][i] >= 0:
-                return QtGui.QColor(th.marks.get(f"exit:{EXIT_NAMES[int(self._cols['exit'][i])]}", th.text))
+            ev = self.log.event(i)
+            if ev.kind in HAZARD_KINDS and col == 3:
+                return QtGui.QColor(th.marks.get(f"haz:{KIND_NAMES[ev.kind]}", th.text))
+            if col == 4 and ev.exit >= 0:
+                return QtGui.QColor(th.marks.get(f"exit:{EXIT_NAMES[ev.exit]}", th.text))
             return None
         if role == Qt.ItemDataRole.BackgroundRole:
             if i == self.position - 1:
@@ -226,7 +228,6 @@ class EventsModel(QtCore.QAbstractTableModel):
         exit or msr-write sub-reason name.
         """
         q = query.strip().lower()
-        c = self._cols
         if not q or not len(rows):
             return np.zeros(len(rows), dtype=bool)
         if q.startswith("#") and q[1:].isdigit():
@@ -236,22 +237,22 @@ class EventsModel(QtCore.QAbstractTableModel):
                 t = parse_duration(q[1:].strip())
             except ValueError:
                 return np.zeros(len(rows), dtype=bool)
-            first = int(np.searchsorted(c["time"], t))
+            first = int(np.searchsorted(self._col("time"), t))
             return rows == first
         try:
             number = int(q, 0)
         except ValueError:
             number = None
         if number is not None:
-            return (c["a"][rows] == number) | (c["b"][rows] == number)
+            return (self._col("a", keep=False)[rows] == number) | (self._col("b", keep=False)[rows] == number)
         kinds = np.array([k for k, n in KIND_NAMES.items() if q in n], dtype=np.int16)
         exits = np.array([e for e, n in EXIT_NAMES.items() if q in n], dtype=np.int8)
         subs = np.array([s for s, n in MSR_SUB_NAMES.items() if q in n], dtype=np.int8)
-        m = np.isin(c["kind"][rows], kinds)
+        m = np.isin(self._col("kind")[rows], kinds)
         if len(exits):
-            m |= np.isin(c["exit"][rows], exits)
+            m |= np.isin(self._col("exit")[rows], exits)
         if len(subs):
-            m |= np.isin(c["sub"][rows], subs) & (c["exit"][rows] >= 0)
+            m |= np.isin(self._col("sub")[rows], subs) & (self._col("exit")[rows] >= 0)
         return m
 
     def find(self, query: str, start_row: int, forward: bool = True) -> int:

@@ -50,9 +50,37 @@ class EventTable(QtWidgets.QTableView):
         hh.setStretchLastSection(False)
         fm = self.fontMetrics()
         widths = {"parent": "0000000", "#": "0000000", "time": "000.000000 ms", "vCPU": "vCPU", "kind": "sw_kick_delayed__", "exit": "msr-write / tsc-deadline", "a": "deadline=0x000000000", "b": "deadline=0x00000000"}
-        for col, name in enumerate(COLUMNS):
-            if name in widths:
-                self.setColumnWidth(col, fm.horizontalAdvance(widths[name]) + 16)
+        self._base = [fm.horizontalAdvance(widths.get(name, name)) + 16 for name in COLUMNS]
+        self._user_sized = False
+        self._fitting = False
+        self._fit_columns()
+        hh.sectionResized.connect(self._on_section_resized)
+
+    # the text columns that take a wide table's spare width, and how much each wants
+    _GROW = {COLUMNS.index("exit"): 1, COLUMNS.index("a"): 2, COLUMNS.index("b"): 2}
+
+    def _fit_columns(self) -> None:
+        """Columns at their base widths; a wider table gives the spare width to exit and the
+        values (long MSR names and 64-bit values), so no cell is elided beside empty space.
+        Once the user drags a column, the widths are theirs."""
+        if self._user_sized:
+            return
+        spare = max(0, self.viewport().width() - sum(self._base))
+        share = sum(self._GROW.values())
+        self._fitting = True
+        try:
+            for col, base in enumerate(self._base):
+                self.setColumnWidth(col, base + spare * self._GROW.get(col, 0) // share)
+        finally:
+            self._fitting = False
+
+    def _on_section_resized(self, *_args) -> None:
+        if not self._fitting:
+            self._user_sized = True
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit_columns()
 
 
 class EventsPanel(QtWidgets.QWidget):

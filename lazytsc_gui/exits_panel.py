@@ -62,8 +62,9 @@ def table_rows(whole: dict, *others: dict) -> list[tuple[str, tuple]]:
         if sub in ALWAYS_SUBS or any(s["exits"]["msr_write"][sub] for s in summaries):
             rows.append((f"msr-write: {sub}", ("exits", "msr_write", sub)))
     for key in TIMER_KEYS:
-        # a summary without a count (an imported recording) shows no row rather than a zero
-        if all(key in s.get("timer", {}) for s in summaries):
+        # a figure no summary has (an imported recording alone) shows no row; where only
+        # one side of a comparison lacks it, the row stays and that side reads n/a
+        if any(key in s.get("timer", {}) for s in summaries):
             rows.append((f"timer: {key}", ("timer", key)))
     return rows
 
@@ -71,6 +72,16 @@ def table_rows(whole: dict, *others: dict) -> list[tuple[str, tuple]]:
 def get_path(summary: dict, path: tuple) -> int:
     value = summary
     for key in path:
+        value = value[key]
+    return int(value)
+
+
+def find_path(summary: dict, path: tuple) -> int | None:
+    """The count at `path`, or None where the summary has no such figure (a recording)."""
+    value = summary
+    for key in path:
+        if not isinstance(value, dict) or key not in value:
+            return None
         value = value[key]
     return int(value)
 

@@ -173,7 +173,8 @@ class ColumnLog:
             arr.shrink()
         self.complete = True
 
-    def column(self, name: str) -> np.ndarray:
+    def column(self, name: str, cache: bool = True) -> np.ndarray:
+        """A view of the stored column (`cache` is EventLog's: these columns are the storage)."""
         return self._cols[name].view()
 
     def columns(self) -> dict[str, np.ndarray]:

@@ -131,6 +131,30 @@ def test_the_log_keeps_its_future_while_the_cursor_moves(tcp_short, tcp_states):
     assert s.log.rows is s.engine.log.rows  # one buffer shared with the engine
 
 
+def test_checkpoints_hold_in_memory_what_the_bound_counts(tcp_short):
+    """The bound is on pickled bytes, so the session keeps its checkpoints pickled: what
+    it allocates for them (measured with tracemalloc) is their pickled size, not the ~3x an
+    engine state takes as live objects (a generator state alone is 625 ints)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        s = Session(tcp_short, "lazy")
+        before = tracemalloc.take_snapshot()
+        s.run(breakpoints=[])
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    # everything the run allocated but the log's rows (appended in sim.py)
+    held = sum(
+        st.size_diff
+        for st in after.compare_to(before, "filename")
+        if not st.traceback[0].filename.endswith(("sim.py", "tracemalloc.py")) and st.size_diff > 0
+    )
+    assert s.checkpoints >= 3
+    assert held <= 1.3 * s.checkpoint_bytes() + 32_000
+
+
 def test_checkpoints_cover_both_directions_and_are_bounded(tcp_short):
     s = Session(tcp_short, "lazy")
     s.run(breakpoints=[])

@@ -233,3 +233,15 @@ def test_latched_expiry_of_a_sw_timer_is_injected_at_the_entry_after_its_exit():
     e = run(body(dict(at="10us", op="wrmsr_tsc_deadline", delta="100us"), defaults='timer_backend = "sw"'), "classic")
     (exp,) = events(e, "timer_expired")
     assert exp.b == EXPIRED_LATCHED
+
+
+def test_a_preemption_timer_expiring_in_the_host_fires_at_entry_and_names_its_arm():
+    """The VMX preemption timer counts only in VMX non-root mode: a deadline that comes due
+    while the vCPU is still in the host (here: inside the WRMSR exit that armed it) exits
+    right after the next VM entry (kvm_lapic_expired_hv_timer). The firing's parent is the
+    TIMER_ARM it ends, like every other firing."""
+    ops = (dict(at="10us", op="wrmsr_tsc_deadline", delta="1300ns"),)  # hv fires at 10.3us, in the host
+    e = run(body(*ops), "classic")
+    (arm,) = [ev for ev in events(e, "timer_arm") if ev.time == 10_000]
+    (fire,) = [ev for ev in events(e, "timer_fire") if ev.time >= 10_000]
+    assert (fire.time, fire.exit_name, fire.parent) == (10_000 + EXIT, "preemption-timer", arm.index)

@@ -12,8 +12,10 @@ whole computed run at every position, with no second copy.
 
 Checkpoint memory is bounded: the interval is chosen from the size of the first
 checkpoints so that they take at most `CHECKPOINT_BYTES_PER_EVENT` bytes per
-logged event (pickled size, re-estimated as the run grows; about 6 B/event in
-memory on tcp_rr): the session holds the log (40 B/event) plus at most that.
+logged event (pickled size, re-estimated as the run grows). They are kept pickled
+(`_freeze`): in memory an engine state is about three times its pickled size, and
+restoring one is rare next to replaying an interval. The session holds the log
+(40 B/event) plus at most that.
 """
 
 from __future__ import annotations
@@ -217,6 +219,21 @@ class _Captured:
     values: tuple[dict[str, Any], ...]
 
 
+def _freeze(state: Any) -> Any:
+    """An engine state as its pickle (a third of its size in memory), or as is if it does not pickle.
+
+    Only the session's own states are pickled and unpickled, never anything read from a file.
+    """
+    try:
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return state
+
+
+def _thaw(frozen: Any) -> Any:
+    return pickle.loads(frozen) if isinstance(frozen, bytes) else frozen  # noqa: S301 (our own states)
+
+
 class Session:
     """One debuggable run: an Engine plus checkpoints, breakpoints and watchpoints."""
 
@@ -230,7 +247,7 @@ class Session:
         self.watchpoints: list[Watchpoint] = []
         first = self.engine.save_state()
         self._cp_pos: list[int] = [0]
-        self._cp_state: list[Any] = [first]
+        self._cp_state: list[Any] = [_freeze(first)]
         self._adaptive = not checkpoint_every
         self.checkpoint_every = max(16, checkpoint_every) if checkpoint_every else self._interval_for(first)
         self._pos = 0
@@ -239,10 +256,7 @@ class Session:
     @staticmethod
     def _interval_for(state: Any) -> int:
         """Events between checkpoints so that they cost <= CHECKPOINT_BYTES_PER_EVENT each."""
-        try:
-            size = len(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-        except Exception:  # an opaque state that does not pickle: assume a large one
-            size = 16_384
+        size = len(state) if isinstance(state, bytes) else 16_384  # a state that does not pickle: assume a large one
         return int(min(MAX_INTERVAL, max(MIN_INTERVAL, -(-size // CHECKPOINT_BYTES_PER_EVENT))))
 
     # ---- state ---------------------------------------------------------------------------
@@ -273,7 +287,7 @@ class Session:
 
     def checkpoint_bytes(self) -> int:
         """Pickled size of all checkpoints (the bound in the module docstring)."""
-        return sum(len(pickle.dumps(s, protocol=pickle.HIGHEST_PROTOCOL)) for s in self._cp_state)
+        return sum(len(s) if isinstance(s, bytes) else len(_freeze(s)) for s in self._cp_state)
 
     def _at_boundary(self) -> bool:
         return self._pos == len(self.engine.log)
@@ -298,7 +312,7 @@ class Session:
     # ---- engine movement -------------------------------------------------------------------
     def _restore(self, k: int) -> None:
         self.engine.probe_event(-1, None)
-        self.engine.restore_state(self._cp_state[k])
+        self.engine.restore_state(_thaw(self._cp_state[k]))
 
     def _restore_before(self, index: int) -> int:
         """Restore the last checkpoint at or before event count `index`; returns its position."""
@@ -310,7 +324,7 @@ class Session:
         n = len(self.engine.log)
         if n - self._cp_pos[-1] >= self.checkpoint_every:
             self._cp_pos.append(n)
-            self._cp_state.append(self.engine.save_state())
+            self._cp_state.append(_freeze(self.engine.save_state()))
             count = len(self._cp_pos)
             if self._adaptive and count & (count - 1) == 0:
                 self._reestimate()

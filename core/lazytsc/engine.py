@@ -52,6 +52,16 @@ MODES = ("classic", "lazy")
 STRUCT_BASE = 0x10000  # default GPA of vCPU 0's struct kvm_lazy_tscdeadline (64 bytes each)
 
 
+def _clone_rng(rng: random.Random) -> random.Random:
+    """A copy of a generator's state held in C (2.5 KB), not as getstate()'s tuple of 625 ints (25 KB).
+
+    Checkpoints keep one per vCPU, so the tuple would dominate a debugger session's memory.
+    """
+    copy_ = random.Random()
+    copy_.setstate(rng.getstate())
+    return copy_
+
+
 @dataclass
 class EngineState:
     """A checkpoint: everything but the log, whose length is kept instead."""
@@ -228,7 +238,7 @@ class Engine:
             action=sched.action,
             done=self.done,
             queue=list(sched.queue),
-            components=tuple(c.save() for c in self._components) + ([r.getstate() for r in self._irq_rngs], list(self.host.tsc_adjust)),
+            components=tuple(c.save() for c in self._components) + ([_clone_rng(r) for r in self._irq_rngs], list(self.host.tsc_adjust)),
             workload_state=copy.deepcopy(self.workload.state) if self.workload else None,
         )
 
@@ -246,8 +256,8 @@ class Engine:
         for component, part in zip(self._components, saved, strict=False):
             component.restore(part)
         rng_states, tsc_adjust = saved[len(self._components)], saved[len(self._components) + 1]
-        for rng, st in zip(self._irq_rngs, rng_states, strict=True):
-            rng.setstate(st)
+        for rng, saved_rng in zip(self._irq_rngs, rng_states, strict=True):
+            rng.setstate(saved_rng.getstate())
         self.host.tsc_adjust = list(tsc_adjust)
         if self.workload is not None:
             self.workload.state = copy.deepcopy(state.workload_state)

@@ -180,8 +180,12 @@ class EventLog:
             return np.zeros((0, WORDS), dtype=np.int64)
         return np.frombuffer(self.rows, dtype=np.int64, count=n * WORDS).reshape(-1, WORDS)
 
-    def column(self, name: str) -> np.ndarray:
-        """One column as a read-only numpy array (cached until the log changes)."""
+    def column(self, name: str, cache: bool = True) -> np.ndarray:
+        """One column as a read-only numpy array (cached until the log changes).
+
+        `cache=False` unpacks a copy the log does not keep: a one-off scan of a wide
+        column (a search over the values) must not leave 8 B/event behind.
+        """
         n = len(self)
         if self._cache_len != n:
             self._cache = {}
@@ -190,7 +194,8 @@ class EventLog:
         if col is None:
             col = self._unpack(self._matrix(), name).astype(COLUMNS[name], copy=False)
             col.flags.writeable = False
-            self._cache[name] = col
+            if cache:
+                self._cache[name] = col
         return col
 
     @staticmethod

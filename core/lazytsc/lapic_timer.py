@@ -73,6 +73,7 @@ class TimerState:
         "hv_in_use",
         "hv_gen",
         "hv_fire",
+        "hv_arm",
         "hv_deadline",
         "sw_active",
         "sw_gen",
@@ -93,6 +94,7 @@ class TimerState:
         self.hv_in_use = False
         self.hv_gen = 0
         self.hv_fire = 0
+        self.hv_arm = -1  # the TIMER_ARM event of the armed preemption timer
         self.hv_deadline = 0
         self.sw_active = False
         self.sw_gen = 0
@@ -361,6 +363,7 @@ class LapicTimer:
         arm = -1
         if not expired or periodic:
             arm = self.sched.ev(vid, Kind.TIMER_ARM, a=t.tscdeadline, b=BACKEND_HV)
+        t.hv_arm = arm
         if not expired:
             self.sched.at(t.hv_fire, self.H_HV_FIRE, vid, (t.hv_gen, arm))
         if not periodic:
@@ -632,7 +635,7 @@ class LapicTimer:
         t = self.s[vid]
         if not t.hv_in_use or t.hv_fire > self.sched.now:
             return False
-        self.hv_timer_exit(vid, (t.hv_gen, -1))
+        self.hv_timer_exit(vid, (t.hv_gen, t.hv_arm))
         return True
 
     # ---- backend switches (vcpu_block) -----------------------------------------------------

@@ -4,8 +4,9 @@ Both tables show what `lazytsc run` prints under `timer:`: guest timer interrupt
 useful, spurious) and the host-side cost -- every apic_timer_expired (`host_expiries`),
 the host timers that fired, the latched expiries dropped. The panel's "at cursor" column
 is `accounting.summarize(log, upto=position)`, its "whole run" column the run's summary;
-the compare view diffs the classic and the lazy runs' summaries. A summary without such
-a count (an imported recording) gets no row rather than a made-up zero.
+the compare view diffs the classic and the lazy runs' summaries. A figure no side has (an
+imported recording and its what-if) gets no row; a side alone without it reads n/a with
+no delta, never a made-up zero, as `accounting.format_seed_table` prints it.
 """
 
 from __future__ import annotations
@@ -99,3 +100,24 @@ def test_a_recording_without_the_counts_gets_no_row(make_window, qtbot):
     assert "timer: interrupts" in rows and "total" in rows
     for key in NEW_ROWS:
         assert f"timer: {key}" not in rows
+
+
+def test_a_side_without_a_count_reads_n_a_and_has_no_delta(qtbot):
+    """One side without the host-side counts: its cells are n/a, the other side's counts stay."""
+    from lazytsc.scenario import load_scenario
+
+    from lazytsc_gui.compare import CompareView, Side
+
+    engine = Engine(load_scenario(REPO / "resources" / "scenarios" / "tcp_rr.toml"), "lazy")
+    engine.run(max_events=4000)
+    replay = engine.summary()
+    recorded = {**replay, "timer": {k: v for k, v in replay["timer"].items() if k not in NEW_ROWS}}
+    view = CompareView()
+    qtbot.addWidget(view)
+    view.set_sides("recording vs replay", Side("recorded", recorded), Side("replay", replay))
+    rows = {r[0]: r for r in view.table_text()}
+    for key in NEW_ROWS:
+        _label, a, _pa, b, _pb, delta, rel = rows[f"timer: {key}"]
+        assert a == "n/a" and b == f"{replay['timer'][key]:,}" and delta == "" and rel == "", key
+    _label, a, _pa, b, _pb, delta, _rel = rows["timer: interrupts"]
+    assert a == b == f"{replay['timer']['interrupts']:,}" and delta == "0"
