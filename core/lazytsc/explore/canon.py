@@ -37,6 +37,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "expired_tscdeadline": TSC,
         "hv_in_use": V, "hv_gen": SKIP,  # generation tag of queued expiries (the queue is hashed by liveness)
         "hv_fire": NS,
+        "hv_arm": SKIP,  # event index of the TIMER_ARM (only names the parent of a logged event)
         "hv_deadline": SKIP,  # only logged (timer_cancel.a)
         "sw_active": V,
         "sw_gen": SKIP,  # as hv_gen
