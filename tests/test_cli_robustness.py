@@ -63,13 +63,23 @@ def open_tmp():
     shutil.rmtree(path, ignore_errors=True)
 
 
+_DROP_ROOT = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
 def unprivileged() -> tuple[str, ...]:
-    """A command prefix that drops root, so permission bits apply (root ignores them)."""
+    """A command prefix that drops root, so permission bits apply (root ignores them).
+
+    The dropped user must be able to start `lazytsc` at all: a checkout inside a private
+    directory (`mktemp -d` is 0700) is out of its reach, and then nothing can be tested.
+    """
     if os.geteuid() != 0:
         return ()
     if shutil.which("setpriv") is None:
         pytest.skip("running as root without setpriv: permissions cannot be tested")
-    return ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    probe = subprocess.run([*_DROP_ROOT, str(LAZYTSC), "--version"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"uid 65534 cannot start {LAZYTSC} (the checkout is in a private directory): {probe.stderr.strip()[:200]}")
+    return _DROP_ROOT
 
 
 # ---- events -o ---------------------------------------------------------------------------------

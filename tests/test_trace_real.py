@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from lazytsc.taxonomy import Exit
 from lazytsc.traces import import_trace
 
 REAL = Path(__file__).parent / "data" / "traces" / "real"
@@ -91,6 +93,20 @@ def test_mail_wrapped_lines_are_joined() -> None:
     assert {k: v["total"] for k, v in s["per_vcpu"].items()} == {"0": 1}
     assert s["skipped"] == 0
     assert s["unknown_events"] == {"kvm_fpu": 4, "kvm_page_fault": 1, "kvm_userspace_exit": 2}
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_joined_wrapped_line_is_recorded_at_its_first_line(keep: bool) -> None:
+    """The wrapped kvm_exit starts on line 7 (`... kvm_exit:             reason`) and ends on
+    line 8 (`EPT_VIOLATION rip 0xfff0 info 784 0`): its event, which the GUI shows the
+    source line of, is at line 7, where the event begins, not at its continuation."""
+    path = REAL / "lore_mail_wrapped_ept_violation.txt"
+    assert path.read_text().splitlines()[6].rstrip().endswith("kvm_exit:             reason")
+    result = import_trace(path, keep_events=keep)
+    log = result.to_eventlog()
+    exits = np.flatnonzero(log.column("exit") == int(Exit.EPT_VIOLATION))
+    assert len(exits) == 1
+    assert result.source_lines()[exits[0]] == 7
 
 
 @pytest.mark.parametrize("name", ["lore_perf_kvm_stat_msr.txt", "lore_perf_kvm_stat_msr_quoted_wrapped.txt"])

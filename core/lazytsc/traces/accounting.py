@@ -60,6 +60,47 @@ def exits_dict(counters: list[int]) -> dict[str, object]:
     return {"total": sum(by_reason.values()), "by_reason": by_reason, "msr_write": msr}
 
 
+class Spans:
+    """(start, end) pairs kept in one array('q'): 16 bytes a pair instead of a tuple and
+    two ints (~100 bytes), so a trace's HLT periods stay small. Iterates as tuples."""
+
+    __slots__ = ("_a",)
+
+    def __init__(self) -> None:
+        self._a = array("q")
+
+    def append(self, pair: tuple[int, int]) -> None:
+        self._a.append(pair[0])
+        self._a.append(pair[1])
+
+    def extend_arrays(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        pairs = np.empty((len(starts), 2), dtype=np.int64)
+        pairs[:, 0] = starts
+        pairs[:, 1] = ends
+        self._a.frombytes(pairs.tobytes())
+
+    def prepend(self, other: Spans) -> None:
+        self._a[:0] = other._a
+
+    def __len__(self) -> int:
+        return len(self._a) // 2
+
+    def __iter__(self):
+        a = self._a
+        return zip(a[0::2], a[1::2], strict=True)
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Spans | list) else NotImplemented
+
+
+def spans_of(store: dict[int, Spans], key: int) -> Spans:
+    """store[key], created empty on first use."""
+    s = store.get(key)
+    if s is None:
+        s = store[key] = Spans()
+    return s
+
+
 class TraceAccounting:
     """Everything an import keeps. The importer's loop writes the fields directly."""
 
@@ -131,13 +172,14 @@ class TraceAccounting:
         self.lapic_writes: list[tuple[int, int, int, int]] = []
         self.xapic_writes = 0
         # vcpu -> [(halt exit time, next entry time or -1)]
-        self.halts: dict[int, list[tuple[int, int]]] = {}
+        self.halts: dict[int, Spans] = {}
         # kvm_exit lines that are not x86 exits (arm64 `TRAP: HSR_EC ...`)
         self.non_x86_exits = 0
         self.garbled_exits = 0
         self.untimed_lines = 0
         self.continuation_lines = 0
         self.overlong_lines = 0
+        self.bulk_lines = 0  # lines the block path read (the rest: the per-line loop)
         self.vcpu_alias: dict[int, int] = {}
         # host thread -> provisional vCPU id, until the thread's first kvm_entry
         self.thread_provisional: dict[str, int] = {}
@@ -183,6 +225,14 @@ class TraceAccounting:
             u[event] = u.get(event, 0) + 1
         else:
             u["(other)"] = u.get("(other)", 0) + 1
+
+    def unknown_n(self, event: str, n: int) -> None:
+        """`unknown(event)` n times (the block path counts a block's lines at once)."""
+        u = self.unknown_events
+        if event in u or len(u) < MAX_UNKNOWN_NAMES:
+            u[event] = u.get(event, 0) + n
+        else:
+            u["(other)"] = u.get("(other)", 0) + n
 
     def classify(self, raw: str) -> int:
         """Exit code (or reasons.SVM_MSR) of a reason text; names are cached, numbers not."""

@@ -24,7 +24,7 @@ from ..taxonomy import (
     msr_sub_for,
 )
 from . import reasons
-from .accounting import SUB_BASE, UNKNOWN_VCPU, TraceAccounting
+from .accounting import SUB_BASE, UNKNOWN_VCPU, TraceAccounting, spans_of
 from .tracedat import TraceDat
 
 
@@ -54,6 +54,28 @@ def _raw_reason(td: TraceDat, reason: int, isa: int) -> str:
     return name if name is not None else f"0x{reason:x}"
 
 
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """np.unique of `values`, sped up for event streams, where a value mostly repeats its
+    predecessor (one thread's events, one exit reason in a burst): runs are cut first."""
+    if len(values) > 1:
+        values = values[np.concatenate([[True], values[1:] != values[:-1]])]
+    return np.unique(values)
+
+
+def _reason_keys(svm: np.ndarray, reason: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (ISA, reason) keys `svm << 32 | reason`, sorted, and each exit's index
+    into them; a counting pass where reasons are below 2^16 (every VMX and SVM code)."""
+    if not len(reason) or int(reason.max()) >= 1 << 16:
+        keys = (svm.astype(np.int64) << 32) | reason
+        uniq = _distinct(keys)
+        return uniq, np.searchsorted(uniq, keys)
+    compact = (svm.astype(np.int64) << 16) | reason
+    present = np.flatnonzero(np.bincount(compact, minlength=1 << 17))
+    slot = np.zeros(1 << 17, dtype=np.int64)
+    slot[present] = np.arange(len(present))
+    return ((present >> 16) << 32) | (present & 0xFFFF), slot[compact]
+
+
 def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
     """Fill `acc` from every event of `td` (see the module docstring)."""
     rec = td.records()
@@ -66,7 +88,7 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
                  " not ns; pass --tsc-khz to convert")
     t_all = td.to_ns(rec["ts"], rec["cpu"])  # ns, or raw counts (plus OFFSET) for x86-tsc/counter
     names = {fid: fmt.name for fid, fmt in td.formats.items()}
-    per_id = np.bincount(rec["id"].astype(np.int64)) if n else np.zeros(0, np.int64)
+    per_id = td.id_counts()
     ids = np.flatnonzero(per_id)
     for fid, cnt in zip(ids.tolist(), per_id[ids].tolist(), strict=True):
         name = names.get(fid, f"event {fid}")
@@ -87,13 +109,13 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
     acc.styles["trace.dat"] = n
 
     entry = td.events("kvm_entry", ["vcpu_id"])
-    exits = td.events("kvm_exit", ["exit_reason", "isa", "info1", "vcpu_id"])
+    exits = td.events("kvm_exit", ["exit_reason", "isa", "vcpu_id"])  # info1: only where needed
     msr = td.events("kvm_msr", ["write", "ecx", "data", "exception"])
     # host thread -> vCPU, from kvm_entry (and kvm_exit where it carries vcpu_id)
     pid_vcpu: dict[int, int] = {}
     for src in (exits, entry):
         if "vcpu_id" in src and len(src["pid"]):
-            pairs = np.unique((src["pid"].astype(np.int64) << 20) | (src["vcpu_id"] & 0xFFFFF))
+            pairs = _distinct((src["pid"].astype(np.int64) << 20) | (src["vcpu_id"] & 0xFFFFF))
             for key in pairs.tolist():
                 pid_vcpu.setdefault(key >> 20, key & 0xFFFFF)
     acc.entries += len(entry["ts"])
@@ -111,7 +133,7 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
             return np.zeros(0, dtype=np.int64)
         if lut is not None:
             return lut[pids]
-        uniq = np.unique(pids)
+        uniq = _distinct(pids)
         table = np.array([pid_vcpu.get(int(p), UNKNOWN_VCPU) for p in uniq], dtype=np.int64)
         return table[np.searchsorted(uniq, pids)]
 
@@ -122,9 +144,7 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
         reason = exits["exit_reason"]
         vx = exits["vcpu_id"] if "vcpu_id" in exits else vcpu_of_pid(exits["pid"])
         # (isa, reason) as one int64 key
-        small = ((isa == 2).astype(np.int64) << 32) | (reason.astype(np.int64) & 0xFFFFFFFF)
-        uniq_keys = np.unique(small)
-        inv = np.searchsorted(uniq_keys, small)
+        uniq_keys, inv = _reason_keys(isa == 2, reason.astype(np.int64) & 0xFFFFFFFF)
         uniq = np.stack([np.where(uniq_keys >> 32, 2, 1), uniq_keys & 0xFFFFFFFF])
         raw_names = [_raw_reason(td, int(r), int(i)) for i, r in uniq.T.tolist()]
         codes = np.empty(len(raw_names), dtype=np.int64)
@@ -138,7 +158,12 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
         code = codes[inv]
         svm_msr = code == reasons.SVM_MSR
         if svm_msr.any():  # AMD: EXITINFO1 is 1 for WRMSR, 0 for RDMSR
-            code[svm_msr] = np.where(exits["info1"][svm_msr] & 1, int(Exit.MSR_WRITE), int(Exit.MSR_READ))
+            fmt = td.format("kvm_exit")
+            assert fmt is not None
+            info1 = td.field_values(fmt, "info1", exits["index"][svm_msr])
+            if info1 is None:
+                info1 = np.zeros(int(np.count_nonzero(svm_msr)), dtype=np.int64)
+            code[svm_msr] = np.where(info1 & 1, int(Exit.MSR_WRITE), int(Exit.MSR_READ))
         raw_idx = inv
         per_raw = np.bincount(raw_idx, minlength=len(raw_names))
         for k, raw in enumerate(raw_names):
@@ -174,8 +199,9 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
         ok = is_write[cand_msr] & (code[cand_exit] == int(Exit.MSR_WRITE))
         cand_msr, cand_exit = cand_msr[ok], cand_exit[ok]
         ecx = msr["ecx"][cand_msr]
-        subs = np.array([int(msr_sub_for(int(m))) for m in np.unique(ecx)], dtype=np.int64)
-        sub[cand_exit] = subs[np.searchsorted(np.unique(ecx), ecx)]
+        msrs = _distinct(ecx)
+        subs = np.array([int(msr_sub_for(int(m))) for m in msrs.tolist()], dtype=np.int64)
+        sub[cand_exit] = subs[np.searchsorted(msrs, ecx)]
         msr_paired[cand_msr] = True
         exit_ecx[cand_exit] = ecx
         exit_data[cand_exit] = msr["data"][cand_msr].astype(np.uint64)
@@ -214,11 +240,11 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
         acc.deadline_values_clamped += int(np.count_nonzero(clamped & dl))
         values = np.where(clamped, np.uint64(INT64_MAX), values).astype(np.int64)
         t_msr = t_all[msr["index"]]
-        for v in np.unique(vm[dl]).tolist():
+        for v in _distinct(vm[dl]).tolist():
             sel = dl & (vm == v)
             acc.deadline_t[int(v)] = array("q", t_msr[sel].tobytes())
             acc.deadline_v[int(v)] = array("q", values[sel].tobytes())
-        dl_index = {int(v): msr["index"][dl & (vm == v)] for v in np.unique(vm[dl]).tolist()}
+        dl_index = {int(v): msr["index"][dl & (vm == v)] for v in _distinct(vm[dl]).tolist()}
         # LVTT / TMICT writes (x2APIC MSRs) for the what-if replay
         lapic = is_write & np.isin(msr["ecx"], [0x832, 0x838, 0x83E])
         for i in np.nonzero(lapic)[0].tolist():
@@ -254,7 +280,7 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
             timer &= src["soft"] == 0
         vv = vcpus if vcpus is not None else vcpu_of_pid(src["pid"])
         t_src = t_all[src["index"]]
-        for v in np.unique(vv[timer]).tolist():
+        for v in _distinct(vv[timer]).tolist():
             sel = timer & (vv == v)
             times[int(v)] = array("q", t_src[sel].tobytes())
             before = np.searchsorted(dl_index.get(int(v), np.zeros(0, np.int64)), src["index"][sel])
@@ -270,12 +296,12 @@ def account_tracedat(td: TraceDat, acc: TraceAccounting) -> None:
     # -- HLT periods for the what-if: halt exit -> next entry of the same vCPU --------------
     if ne:
         halt = code == int(Exit.HALT)
-        for v in np.unique(vx[halt]).tolist():
+        for v in _distinct(vx[halt]).tolist():
             t_h = t_all[exits["index"][halt & (vx == v)]]
             ent = entry["index"][entry["vcpu_id"] == v] if "vcpu_id" in entry else np.zeros(0, np.int64)
             nxt = np.searchsorted(ent, exits["index"][halt & (vx == v)])
             t_w = np.where(nxt < len(ent), t_all[ent[np.minimum(nxt, max(len(ent) - 1, 0))]] if len(ent) else -1, -1)
-            acc.halts.setdefault(int(v), []).extend(zip(t_h.tolist(), t_w.tolist(), strict=True))
+            spans_of(acc.halts, int(v)).extend_arrays(t_h, t_w)
     if acc.rows is not None:
         _rows(acc, t_all, exits, code, sub, vx, raw_idx, raw_names, msr, vm, msr_paired, is_write,
               (exit_ecx, exit_data, exit_fault))

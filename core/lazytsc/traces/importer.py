@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -42,7 +42,7 @@ from ..taxonomy import (
     msr_sub_for,
 )
 from . import lines as L
-from . import perfstat, reasons
+from . import perfstat, reasons, textcolumns
 from . import textgrammar as G
 from .accounting import (
     N_COUNTERS,
@@ -52,9 +52,22 @@ from .accounting import (
     UNKNOWN_VCPU,
     TraceAccounting,
     exits_dict,
+    spans_of,
 )
 from .errors import TraceError
-from .source import MAX_LINE_BYTES, OVERLONG, Source, open_source, quote_name
+from .source import MAX_LINE_BYTES, OVERLONG, Source, chunk_lines, open_source, quote_name
+from .textblock import (
+    EV_ACCEPT,
+    EV_APIC,
+    EV_ENTRY,
+    EV_EOI,
+    EV_EXIT,
+    EV_HVT,
+    EV_INJ,
+    EV_IPI,
+    EV_MSR,
+    EV_PERF,
+)
 
 _SCALE = tuple(10 ** (9 - k) for k in range(10))
 _INT64_MAX = (1 << 63) - 1
@@ -89,8 +102,7 @@ def _msr_row(sub: int, msr: int, value: int, fault: bool) -> tuple[int, int, int
 
 
 # Event codes of the fast path; a perf script name (`kvm:kvm_exit`) adds EV_PERF.
-EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ, EV_EOI, EV_IPI, EV_HVT, EV_APIC = range(1, 10)
-EV_PERF = 16
+# (EV_* come from textblock: one definition, shared with the block parser)
 _EVENT_CODES = {
     "kvm_exit": EV_EXIT,
     "kvm_entry": EV_ENTRY,
@@ -121,18 +133,23 @@ _MAX_PROVISIONAL = 4096
 _TABLE = (0, 0, "", 0, None, None, None)
 _HELD = (0, 0, "", 0, None, None, None)
 _T_MAX = (1 << 63) - 1
+_T_INF = 1 << 63
 _MAX_VCPU = G.MAX_VCPU
 _LAPIC_MSRS = frozenset({0x832, 0x838, 0x83E})
+# read blocks of lines in bulk (textblock/textcolumns) where they allow it; False: every
+# line through the per-line loop (the reference the block path is tested against)
+BLOCK_PATH = True
 
 
 class _State:
     """Slow-path state carried across lines: the held (incomplete) event, the last time."""
 
-    __slots__ = ("held", "held_lineno", "held_why", "last_t", "last_event", "last_known")
+    __slots__ = ("held", "held_lineno", "held_why", "last_t", "last_event", "last_known", "event_line")
 
     def __init__(self) -> None:
         self.held: str | None = None
         self.held_lineno = 0
+        self.event_line = 0  # the line an event returned by _slow is recorded at
         self.held_why = ""
         self.last_t = 0
         self.last_event = False  # the line before was an event line
@@ -202,8 +219,9 @@ def _slow(
             joined = held.rstrip() + " " + G.strip_quotes(line).strip()
             acc.continuation_lines += 1
             acc.ignored += 1
-            r = _slow(acc, st, held_no, joined, events_so_far)
-            return r
+            # the joined event is the held line's: recorded at its (first) line
+            st.event_line = held_no
+            return _slow(acc, st, held_no, joined, events_so_far)
         acc.skip(held_no, why)
         st.last_event = False
     if line is OVERLONG:
@@ -262,79 +280,130 @@ def _provisional(acc: TraceAccounting, key: str) -> int:
     return v
 
 
-def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, list[str]] | None:
-    """The hot loop. Returns (line number, line, rest of its block) where a perf kvm stat
-    table starts, if one does (the caller reads the remaining blocks).
+class Scanner:
+    """One pass over a text trace: the per-line loop (`lines`) and the block path
+    (`block`, numpy over ~1 MiB at a time) share this state, so a file can switch between
+    them at any line and get the same result as reading every line one by one.
 
-    Fast path: `line.split(": ", 1)` gives the header and the rest; the timestamp is
-    the header's last word and the event the rest's first; hot payloads are split on
-    whitespace and checked field by field against their TP_printk layout. Anything
-    else (and any ValueError/IndexError on the way) goes to `_slow`.
+    Per-line fast path: `line.split(": ", 1)` gives the header and the rest; the
+    timestamp is the header's last word and the event the rest's first; hot payloads are
+    split on whitespace and checked field by field against their TP_printk layout.
+    Anything else (and any ValueError/IndexError on the way) goes to `_slow`. The block
+    path (textblock, textcolumns) reads the lines the fast path reads, in bulk.
     """
-    dispatch = DISPATCH
-    ev_exit, ev_entry, ev_msr, ev_accept, ev_inj = EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ
-    ev_eoi, ev_ipi, ev_hvt, ev_apic, ev_perf = EV_EOI, EV_IPI, EV_HVT, EV_APIC, EV_PERF
-    payload_res = _PAYLOAD_BY_CODE
-    vcpus = acc.vcpus
-    new_counters = acc.counters
-    name_vcpu = acc.thread_name_vcpu
-    entry_vcpu = acc.thread_entry_vcpu
-    reason_codes = acc.reason_codes
-    raw_reasons = acc.raw_reasons
-    classify = acc.classify
-    other_reasons = acc.other_reasons
-    deadline_t = acc.deadline_t
-    deadline_v = acc.deadline_v
-    provisional = acc.thread_provisional
-    halts = acc.halts
-    thread_vcpu = L.thread_vcpu
-    msr_subs: dict[int, int] = {}
-    pending: dict[int, int] = {}  # vcpu -> row index of an msr-write exit awaiting kvm_msr
-    halted: dict[int, int] = {}  # vcpu -> time of its HLT exit, until the next kvm_entry
-    tp_counts = [0] * 10  # lines per event code
-    scale = _SCALE
-    svm_msr = reasons.SVM_MSR
-    ex_msr_write = int(Exit.MSR_WRITE)
-    ex_msr_read = int(Exit.MSR_READ)
-    ex_other = int(Exit.OTHER)
-    ex_halt = int(Exit.HALT)
-    sub_other = _SUB_OTHER
-    timer_vec = LOCAL_TIMER_VECTOR
-    deadline_msr = MSR_IA32_TSC_DEADLINE
-    from_thread = _FROM_THREAD
-    t_max = _T_MAX
-    max_vcpu = _MAX_VCPU
-    st = _State()
-    held = last_ev = last_known = False  # mirrors of st's fields, kept in locals on the fast path
-    known_names = G.KNOWN
-    no_task = G.NO_TASK
-    thread_known: set[int] = set()  # vCPUs whose thread was learned from a kvm_exit payload
-    unknown_events = acc.unknown_events
-    exit_cache: dict[str, tuple] = {}  # payload -> (vcpu, reason, info1) of checked kvm_exit lines
-    entry_cache: dict[str, int] = {}  # payload -> vcpu of checked kvm_entry lines
-    other_cache: dict[int, dict[str, tuple]] = {code: {} for code in _PAYLOAD_BY_CODE}
-    keep = acc.rows is not None
-    if keep:
-        rows = acc.rows
-        assert rows is not None
-        r_time, r_vcpu, r_kind = rows["time"], rows["vcpu"], rows["kind"]
-        r_exit, r_sub, r_a, r_b = rows["exit"], rows["sub"], rows["a"], rows["b"]
-        r_line = rows["line"]
-        exit_kind = _EXIT_KIND
-        note = int(Kind.NOTE)
 
-    lineno = acc.lines
-    perf_n = flags_n = plain_n = 0
-    t_inf = 1 << 63
-    prev = tmin = t_inf
-    tmax = -1
-    nonmono = 0
-    unpaired = nomsr = reads = faults = clamped = 0
-    table_start: tuple[int, str, list[str]] | None = None
+    def __init__(self, acc: TraceAccounting, block_path: bool = True) -> None:
+        self.acc = acc
+        self.dispatch = DISPATCH
+        self.st = _State()
+        self.held = self.last_ev = self.last_known = False  # mirrors of st's fields
+        self.msr_subs: dict[int, int] = {}
+        self.pending: dict[int, int] = {}  # vcpu -> row index of an msr-write exit awaiting kvm_msr
+        self.halted: dict[int, int] = {}  # vcpu -> time of its HLT exit, until the next kvm_entry
+        self.tp_counts = [0] * 10  # lines per event code
+        self.thread_known: set[int] = set()  # vCPUs whose thread was learned from a kvm_exit payload
+        self.exit_cache: dict[str, tuple] = {}  # payload -> (vcpu, reason, info1) of checked kvm_exit lines
+        self.entry_cache: dict[str, int] = {}  # payload -> vcpu of checked kvm_entry lines
+        self.other_cache: dict[int, dict[str, tuple]] = {code: {} for code in _PAYLOAD_BY_CODE}
+        self.lineno = acc.lines
+        self.perf_n = self.flags_n = self.plain_n = 0
+        self.prev = self.tmin = _T_INF
+        self.tmax = -1
+        self.nonmono = 0
+        self.unpaired = self.nomsr = self.reads = self.faults = self.clamped = 0
+        self.columns = textcolumns.Columns(self) if block_path and self.dispatch else None
 
-    try:
-        for block in blocks:
-            base = lineno
+    def padding(self) -> dict[str, bytes]:
+        """What `run` wants around each chunk of bytes (Source.chunks front/back)."""
+        return textcolumns.PADDING if self.columns is not None else {}
+
+    def chunk_lines(self, chunk: bytes) -> list[str]:
+        """The text lines of a chunk from Source.chunks(**self.padding())."""
+        pad = self.padding()
+        return chunk_lines(chunk, len(pad.get("front", b"")), len(pad.get("back", b"")))
+
+    def run(self, chunks: Iterator[bytes | list[str]]) -> tuple[int, str, list[str]] | None:
+        """Read `chunks` (Source.chunks(**self.padding())) until the end or a perf kvm stat
+        table starts; returns (line number, line, rest of its block) of the table's first line."""
+        chunk = next(chunks, None)
+        while chunk is not None:
+            if isinstance(chunk, list):
+                start = self.lines(chunk)
+            elif self.columns is not None:
+                start = self.columns.block(chunk)
+            else:
+                start = self.lines(chunk_lines(chunk))
+            if start is not None:
+                return start
+            del chunk  # not held while the next one is read
+            chunk = next(chunks, None)
+        return None
+
+    def lines(self, block: list[str]) -> tuple[int, str, list[str]] | None:
+        """The per-line loop over `block` (text lines in file order)."""
+        acc = self.acc
+        dispatch = self.dispatch
+        ev_exit, ev_entry, ev_msr, ev_accept, ev_inj = EV_EXIT, EV_ENTRY, EV_MSR, EV_ACCEPT, EV_INJ
+        ev_eoi, ev_ipi, ev_hvt, ev_apic, ev_perf = EV_EOI, EV_IPI, EV_HVT, EV_APIC, EV_PERF
+        payload_res = _PAYLOAD_BY_CODE
+        vcpus = acc.vcpus
+        new_counters = acc.counters
+        name_vcpu = acc.thread_name_vcpu
+        entry_vcpu = acc.thread_entry_vcpu
+        reason_codes = acc.reason_codes
+        raw_reasons = acc.raw_reasons
+        classify = acc.classify
+        other_reasons = acc.other_reasons
+        deadline_t = acc.deadline_t
+        deadline_v = acc.deadline_v
+        provisional = acc.thread_provisional
+        halts = acc.halts
+        thread_vcpu = L.thread_vcpu
+        msr_subs = self.msr_subs
+        pending = self.pending
+        halted = self.halted
+        tp_counts = self.tp_counts
+        scale = _SCALE
+        svm_msr = reasons.SVM_MSR
+        ex_msr_write = int(Exit.MSR_WRITE)
+        ex_msr_read = int(Exit.MSR_READ)
+        ex_other = int(Exit.OTHER)
+        ex_halt = int(Exit.HALT)
+        sub_other = _SUB_OTHER
+        timer_vec = LOCAL_TIMER_VECTOR
+        deadline_msr = MSR_IA32_TSC_DEADLINE
+        from_thread = _FROM_THREAD
+        t_max = _T_MAX
+        max_vcpu = _MAX_VCPU
+        st = self.st
+        held, last_ev, last_known = self.held, self.last_ev, self.last_known
+        known_names = G.KNOWN
+        no_task = G.NO_TASK
+        thread_known = self.thread_known
+        unknown_events = acc.unknown_events
+        exit_cache = self.exit_cache
+        entry_cache = self.entry_cache
+        other_cache = self.other_cache
+        keep = acc.rows is not None
+        if keep:
+            rows = acc.rows
+            assert rows is not None
+            r_time, r_vcpu, r_kind = rows["time"], rows["vcpu"], rows["kind"]
+            r_exit, r_sub, r_a, r_b = rows["exit"], rows["sub"], rows["a"], rows["b"]
+            r_line = rows["line"]
+            exit_kind = _EXIT_KIND
+            note = int(Kind.NOTE)
+
+        lineno = base = self.lineno
+        perf_n, flags_n, plain_n = self.perf_n, self.flags_n, self.plain_n
+        t_inf = _T_INF
+        prev, tmin, tmax = self.prev, self.tmin, self.tmax
+        nonmono = self.nonmono
+        unpaired, nomsr, reads = self.unpaired, self.nomsr, self.reads
+        faults, clamped = self.faults, self.clamped
+        table_start: tuple[int, str, list[str]] | None = None
+
+        try:
             for line in block:
                 lineno += 1
                 try:
@@ -519,7 +588,9 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                     st.last_event = last_ev
                     st.last_known = last_known
                     st.last_t = prev if prev != t_inf else 0
+                    st.event_line = lineno
                     r = _slow(acc, st, lineno, line, sum(tp_counts))
+                    ev_line = st.event_line
                     held = st.held is not None
                     last_ev = st.last_event
                     last_known = st.last_known
@@ -540,6 +611,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                     if v != from_thread:
                         key = ""
                 else:
+                    ev_line = lineno
                     if held:
                         _flush_held(acc, st)
                         held = False
@@ -593,7 +665,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                     if keep:
                         idx = len(r_time)
                         r_time.append(t)
-                        r_line.append(lineno)
+                        r_line.append(ev_line)
                         r_vcpu.append(v)
                         r_exit.append(code)
                         if code == ex_msr_write:
@@ -621,7 +693,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         vcpus[v][sub_other] += 1
                         nomsr += 1
                     if halted and v in halted:
-                        halts.setdefault(v, []).append((halted.pop(v), t))
+                        spans_of(halts, v).append((halted.pop(v), t))
                 elif code == ev_msr:
                     if not f1:
                         reads += 1
@@ -651,7 +723,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         if keep:
                             kind, a, b = _msr_row(sub, msr, value, fault)
                             r_time.append(t)
-                            r_line.append(lineno)
+                            r_line.append(ev_line)
                             r_vcpu.append(v)
                             r_kind.append(kind)
                             r_exit.append(-1)
@@ -677,7 +749,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         v = int(apicid, 16)  # KVM passes vcpu->vcpu_id as `apicid`
                         _irq(acc.accept_t, acc.accept_k, v, t, deadline_t)
                         if keep:
-                            _irq_row(rows, t, v, ROW_ACCEPT_IRQ, lineno)
+                            _irq_row(rows, t, v, ROW_ACCEPT_IRQ, ev_line)
                 elif code == ev_inj:
                     irq, how, hexvec, _reinjected = f1
                     acc.inj_lines += 1
@@ -685,7 +757,7 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                     if vec == timer_vec and how != "Soft/INTn":
                         _irq(acc.inj_t, acc.inj_k, v, t, deadline_t)
                         if keep:
-                            _irq_row(rows, t, v, ROW_INJ_VIRQ, lineno)
+                            _irq_row(rows, t, v, ROW_INJ_VIRQ, ev_line)
                 elif code == ev_eoi:
                     if int(f1[1]) == timer_vec:
                         acc.timer_eois += 1
@@ -702,31 +774,46 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                         reg = G.XAPIC_TIMER_REGS.get(f2)
                         if reg is not None:
                             acc.lapic_writes.append((t, v, reg, min(f3, _INT64_MAX)))
-            if table_start is not None:
-                break
+        finally:
+            # stored also when a cut-off compressed stream ends the loop: keep what was read
+            self.held, self.last_ev, self.last_known = held, last_ev, last_known
+            self.lineno = lineno if table_start is None else table_start[0] - 1
+            self.perf_n, self.flags_n, self.plain_n = perf_n, flags_n, plain_n
+            self.prev, self.tmin, self.tmax = prev, tmin, tmax
+            self.nonmono = nonmono
+            self.unpaired, self.nomsr, self.reads = unpaired, nomsr, reads
+            self.faults, self.clamped = faults, clamped
+        return table_start
 
-    finally:
-        # runs also when a cut-off compressed stream ends the loop: keep what was read
+    def close(self, table_start: tuple[int, str, list[str]] | None) -> None:
+        """Move the pass's totals into the accounting (also after an error or a cut-off
+        stream: what was read stays counted)."""
+        acc = self.acc
+        st = self.st
         if st.held is not None:
             _flush_held(acc, st)
-        for v in pending:
-            vcpus[v][sub_other] += 1
-            nomsr += 1
-        pending.clear()
-        for v, t_h in halted.items():  # still halted when the trace ends
-            halts.setdefault(v, []).append((t_h, -1))
-        acc.lines = lineno if table_start is None else table_start[0] - 1
+        for v in self.pending:
+            acc.vcpus[v][_SUB_OTHER] += 1
+            self.nomsr += 1
+        self.pending.clear()
+        for v, t_h in self.halted.items():  # still halted when the trace ends
+            spans_of(acc.halts, v).append((t_h, -1))
+        self.halted.clear()
+        tp_counts = self.tp_counts
+        acc.lines = self.lineno if table_start is None else table_start[0] - 1
         acc.parsed += sum(tp_counts)
         tp = acc.tracepoints
         for code, n in enumerate(tp_counts):
             if n:
                 name = EVENT_NAMES[code]
                 tp[name] = tp.get(name, 0) + n
-        acc.entries += tp_counts[ev_entry]
-        acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + perf_n
-        acc.styles["flags"] = acc.styles.get("flags", 0) + flags_n
-        acc.styles["plain"] = acc.styles.get("plain", 0) + plain_n
-        if tmin != t_inf:
+        acc.entries += tp_counts[EV_ENTRY]
+        acc.styles[L.STYLE_PERF] = acc.styles.get(L.STYLE_PERF, 0) + self.perf_n
+        acc.styles["flags"] = acc.styles.get("flags", 0) + self.flags_n
+        acc.styles["plain"] = acc.styles.get("plain", 0) + self.plain_n
+        nonmono = self.nonmono
+        tmin, tmax, prev = self.tmin, self.tmax, self.prev
+        if tmin != _T_INF:
             nonmono -= 1  # the first line's "decrease" from +inf
             if acc.first_ns is None:
                 acc.first_ns = tmin
@@ -736,12 +823,11 @@ def _scan(blocks: Iterable[list[str]], acc: TraceAccounting) -> tuple[int, str, 
                 acc.min_ns = min(acc.min_ns, tmin)
                 acc.max_ns = max(acc.max_ns, tmax, prev)
         acc.nonmonotonic += nonmono
-        acc.unpaired_msr_writes += unpaired
-        acc.msr_exits_without_msr += nomsr
-        acc.msr_reads += reads
-        acc.msr_faults += faults
-        acc.deadline_values_clamped += clamped
-    return table_start
+        acc.unpaired_msr_writes += self.unpaired
+        acc.msr_exits_without_msr += self.nomsr
+        acc.msr_reads += self.reads
+        acc.msr_faults += self.faults
+        acc.deadline_values_clamped += self.clamped
 
 
 def _flush_held(acc: TraceAccounting, st: _State) -> None:
@@ -768,7 +854,7 @@ def _adopt(acc: TraceAccounting, tmp: int, v: int, pending: dict[int, int]) -> N
         pending[v] = pending.pop(tmp)
     h = acc.halts.pop(tmp, None)
     if h:
-        acc.halts.setdefault(v, [])[:0] = h
+        spans_of(acc.halts, v).prepend(h)
     acc.lapic_writes[:] = [(t, v if w == tmp else w, m, x) for t, w, m, x in acc.lapic_writes]
 
 
@@ -1022,10 +1108,15 @@ def run_import(path: str | os.PathLike[str], keep_events: bool = False) -> Trace
         else:
             if not src.head:
                 raise TraceError(f"{quote_name(name)}:1: content: expected trace lines, the file is empty")
-            blocks = iter(src.blocks())
-            start = _scan(blocks, acc)
+            scanner = Scanner(acc, block_path=BLOCK_PATH)
+            chunks = src.chunks(**scanner.padding())
+            start = None
+            try:
+                start = scanner.run(chunks)
+            finally:
+                scanner.close(start)
             if start is not None:
-                _scan_perf_stat(start, blocks, acc)
+                _scan_perf_stat(start, (c if isinstance(c, list) else scanner.chunk_lines(c) for c in chunks), acc)
     finally:
         src.close()
     if src.truncated is not None:

@@ -32,6 +32,7 @@ TRACEDAT_MAGIC = b"\x17\x08\x44tracing"
 _PERF = "a perf.data file: convert it with `perf script` or `perf kvm stat report`"
 HEAD_BYTES = 64 * 1024
 BLOCK_BYTES = 256 * 1024
+CHUNK_BYTES = 1 << 19  # what the importer reads at a time (memory: a few times this; see textblock)
 MAX_LINE_BYTES = 64 * 1024
 # trace.dat read from a pipe or a compressed file is held in memory: cap it
 MAX_TRACEDAT_BYTES = 4 << 30
@@ -111,11 +112,21 @@ class Source:
         A line longer than MAX_LINE_BYTES comes out as OVERLONG; its bytes are skipped
         as they stream by, never joined.
         """
+        for chunk in self.chunks(BLOCK_BYTES):
+            yield chunk if isinstance(chunk, list) else chunk_lines(chunk)
+
+    def chunks(self, size: int | None = None, front: bytes = b"", back: bytes = b"") -> Iterator[bytes | list[str]]:
+        """The text in file order as bytes of whole lines (each ending in a newline, about
+        `size` bytes, between `front` and `back`), or as a list of lines already decoded:
+        [OVERLONG] where a line longer than MAX_LINE_BYTES was skipped unread, and a last
+        line without a newline. Only the bytes yielded stay referenced while the caller
+        holds them (memory is a small multiple of `size`)."""
+        size = size or CHUNK_BYTES
         carry = b""
         skipping = False
         pending = self.head
         while True:
-            chunk = pending if pending else self._read(BLOCK_BYTES)
+            chunk = pending if pending else self._read(size)
             pending = b""
             if not chunk:
                 break
@@ -126,29 +137,40 @@ class Source:
                 chunk = chunk[k + 1 :]
                 skipping = False
                 yield [OVERLONG]
-            data = carry + chunk if carry else chunk
-            cut = data.rfind(b"\n")
+            cut = chunk.rfind(b"\n")
             if cut < 0:
-                carry = data
+                carry += chunk
                 if len(carry) > MAX_LINE_BYTES:
                     carry = b""
                     skipping = True
                 continue
-            carry = data[cut + 1 :]
+            if front or back or carry or cut + 1 < len(chunk):
+                out = b"".join((front, carry, memoryview(chunk)[: cut + 1], back))
+            else:
+                out = chunk
+            carry = chunk[cut + 1 :]
             if len(carry) > MAX_LINE_BYTES:
                 carry = b""
                 skipping = True
-            text = data[:cut].decode("utf-8", "replace")
-            if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            lines = text.split("\n")
-            if len(data) - len(carry) > MAX_LINE_BYTES and max(map(len, lines)) > MAX_LINE_BYTES:
-                lines = [OVERLONG if len(x) > MAX_LINE_BYTES else x for x in lines]
-            yield lines
+            del chunk
+            yield out
+            del out
         if skipping:
             yield [OVERLONG]
         elif carry:
             yield [carry.decode("utf-8", "replace").rstrip("\r")]
+
+
+def chunk_lines(chunk: bytes, front: int = 0, back: int = 0) -> list[str]:
+    """The lines (without newlines) of whole-line bytes from `Source.chunks` (`front` and
+    `back` bytes of padding around them); a line longer than MAX_LINE_BYTES becomes OVERLONG."""
+    text = chunk[front : len(chunk) - back - 1].decode("utf-8", "replace")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    if len(text) > MAX_LINE_BYTES and max(map(len, lines)) > MAX_LINE_BYTES:
+        lines = [OVERLONG if len(x) > MAX_LINE_BYTES else x for x in lines]
+    return lines
 
 
 def _check_text(name: str, head: bytes) -> None:

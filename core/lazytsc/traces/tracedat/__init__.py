@@ -1,7 +1,8 @@
 """A native reader of trace-cmd's `trace.dat` (versions 6 and 7; zlib and zstd sections).
 
 No maintained Python reader of trace.dat exists, so this one is its own module with a
-small API (no lazytsc imports; numpy, and `zstandard` for zstd files):
+small API (no lazytsc imports; numpy, `zstandard` for zstd files, and `isal` to inflate
+zlib sections faster where it is installed):
 
     td = TraceDat.open("trace.dat")          # raises TraceDatError (`field: expected ...`)
     td.version, td.compression, td.clock, td.page_size, td.cpus, td.cmdlines
@@ -41,6 +42,12 @@ def is_tracedat(head: bytes) -> bool:
     return head.startswith(b"\x17\x08\x44tracing")
 
 
+def _unaligned(blob: np.ndarray, dtype: str) -> np.ndarray:
+    """`blob` read as `dtype` values starting at every byte (element i: bytes i..i+size)."""
+    size = np.dtype(dtype).itemsize
+    return np.ndarray((len(blob) - size + 1,), dtype=dtype, buffer=blob, strides=(1,))
+
+
 class TraceDat:
     """One parsed trace.dat (metadata eagerly, events on first use)."""
 
@@ -62,6 +69,7 @@ class TraceDat:
                 self.formats.setdefault(fmt.id, fmt)
         self._records: dict[str, np.ndarray] | None = None
         self._blob: np.ndarray | None = None
+        self._id_counts: np.ndarray | None = None
         self.lost_pages = 0
         self.bad_pages = 0
 
@@ -103,7 +111,7 @@ class TraceDat:
         """Raw timestamps as trace-cmd report shows them (trace-input.c timestamp_calc):
         a guest trace's TIME_SHIFT correction to host time (needs each event's `cpu`),
         then TSC2NSEC (ts * mult >> shift) when the file has it, then the OFFSET option."""
-        t = ts.astype(np.uint64)
+        t = ts if ts.dtype == np.uint64 else ts.astype(np.uint64)  # read only below
         if self.c.time_shift is not None and cpu is not None:
             t = self._host_sync(t, cpu)
         if self.c.tsc2nsec is not None:
@@ -115,9 +123,9 @@ class TraceDat:
                 t = (high << np.uint64(32 - shift)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
             else:
                 t = (high >> np.uint64(shift - 32)) + ((lo * np.uint64(mult)) >> np.uint64(shift))
-        out = t.astype(np.int64)
+        out = t.astype(np.int64)  # a copy: `ts` is left as it was
         if self.c.ts_offset:
-            out = out + self.c.ts_offset
+            out += self.c.ts_offset
         return out
 
     def _host_sync(self, t: np.ndarray, cpu: np.ndarray) -> np.ndarray:
@@ -153,55 +161,74 @@ class TraceDat:
     # -- events -----------------------------------------------------------------------
     def _load(self) -> None:
         c = self.c
-        chunks, starts, cpu_of_page = [], [], []
-        offset = 0
+        parts_of_cpu, cpu_ids = [], []
+        total = 0
         for cpu in sorted(c.cpus, key=lambda x: x.cpu):  # ascending CPU: the merge's tie order
             parts = cpu_data_parts(self._data, c, cpu)
-            total = sum(map(len, parts))
-            n = total // c.page_size
-            if n == 0:
-                continue
-            if total != n * c.page_size:  # a partial last page is not a page
-                parts = [b"".join(parts)[: n * c.page_size]]
-            chunks.extend(parts)
-            starts.append(offset + np.arange(n, dtype=np.int64) * c.page_size)
-            cpu_of_page.append(np.full(n, cpu.cpu, dtype=np.int16))
-            offset += n * c.page_size
-        blob = np.frombuffer(b"".join(chunks) + b"\0" * 8, dtype=np.uint8)
+            n = sum(map(len, parts)) // c.page_size  # a partial last page is not a page
+            if n:
+                parts_of_cpu.append((parts, n * c.page_size))
+                cpu_ids.append(cpu.cpu)
+                total += n * c.page_size
+        # one buffer, copied into once (a numpy allocation this large is backed by huge
+        # pages where the kernel allows, which the page walk's gathers benefit from)
+        blob = np.empty(total + 8, dtype=np.uint8)
+        blob[total:] = 0
+        cpu_bounds = [0]
+        at = 0
+        for parts, size in parts_of_cpu:
+            end = at + size
+            for part in parts:
+                n = min(len(part), end - at)
+                blob[at : at + n] = np.frombuffer(part, dtype=np.uint8, count=n)
+                at += n
+            cpu_bounds.append(at)
         self._blob = blob
-        if not starts:
+        if not total:
             z = np.zeros(0, dtype=np.int64)
             self._records = {"ts": z.astype(np.uint64), "cpu": z.astype(np.int16), "id": z.astype(np.uint16),
                              "pid": z.astype(np.int32), "pos": z, "size": z}
             return
-        page_starts = np.concatenate(starts)
-        page_cpu = np.concatenate(cpu_of_page)
+        page_starts = np.arange(0, total, c.page_size, dtype=np.int64)
         commit_off, commit_size, data_off = header_page_layout(c.header_page)
         w = walk_pages(blob, page_starts, page_size=c.page_size, big_endian=c.big_endian,
                        commit_off=commit_off, commit_size=commit_size, data_off=data_off)
         self.lost_pages = int(w["lost"].sum())
         self.bad_pages = int(w["bad"].sum())
-        pos, ts = w["pos"], w["ts"]
-        cpu = page_cpu[w["page"]]
-        # file order within each CPU (its pages are contiguous in the blob)
-        order = np.argsort(pos, kind="stable")
-        pos, ts, cpu, size = pos[order], ts[order], cpu[order], w["size"][order]
+        # file order (the walk's order): the CPUs' pages are contiguous in the blob, in
+        # ascending CPU
+        pos, ts_file = w["pos"], w["ts"]
+        per_cpu = np.diff(np.searchsorted(pos, np.array(cpu_bounds, dtype=np.int64)))
+        bounds = np.cumsum(per_cpu)[:-1]
         # trace-cmd's merge: the earliest head first, so an event never precedes the
-        # later events before it on its own CPU: order by the running maximum per CPU.
-        # The records are in (CPU, file position) order here, so a stable sort of that
-        # key keeps ties in CPU order (lower CPU first) and file order within a CPU; the
-        # per-CPU runs are already sorted, which the merge sort exploits.
-        key = ts.copy()
-        bounds = np.flatnonzero(np.diff(cpu.astype(np.int64))) + 1
-        for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(cpu)], strict=True):
-            key[lo:hi] = np.maximum.accumulate(ts[lo:hi])
+        # later events before it on its own CPU: order by the running maximum per CPU
+        # (where a CPU's clock goes back). In (CPU, file position) order, a stable sort
+        # of that key keeps ties in CPU order (lower CPU first) and file order within a
+        # CPU; the per-CPU runs are already sorted, which the merge sort exploits.
+        key = ts_file
+        back = np.flatnonzero(ts_file[1:] < ts_file[:-1]) + 1
+        if len(back) and not np.isin(back, bounds).all():
+            key = ts_file.copy()
+            for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(pos)], strict=True):
+                key[lo:hi] = np.maximum.accumulate(ts_file[lo:hi])
         merge = np.argsort(key, kind="stable")
-        pos, ts, cpu, size = pos[merge], ts[merge], cpu[merge], size[merge]
+        del key
+        ts, pos, size = ts_file[merge], pos[merge], w["size"][merge]
+        cpu = np.repeat(np.array(cpu_ids, dtype=np.int16), per_cpu)[merge]
+        # the common header (u16 type, u8 flags, u8 preempt count, i32 pid) in one
+        # gather of 8 bytes per record
         e = ">" if c.big_endian else "<"
-        ok = size >= 8
-        # payloads start 4-byte aligned: read the common header through aligned views
-        common_type = np.where(ok, blob.view(e + "u2")[pos >> 1], 0).astype(np.uint16)
-        pid = np.where(ok, blob.view(e + "i4")[(pos + 4) >> 2], 0).astype(np.int32)
+        head = _unaligned(blob, e + "u8")[pos]
+        if c.big_endian:
+            common_type = (head >> np.uint64(48)).astype(np.uint16)
+            pid = (head & np.uint64(0xFFFFFFFF)).astype(np.uint32).view(np.int32)
+        else:
+            common_type = (head & np.uint64(0xFFFF)).astype(np.uint16)
+            pid = (head >> np.uint64(32)).astype(np.uint32).view(np.int32)
+        short = size < 8
+        if short.any():
+            common_type[short] = 0
+            pid[short] = 0
         self._records = {"ts": ts, "cpu": cpu, "id": common_type, "pid": pid, "pos": pos, "size": size}
 
     def records(self) -> dict[str, np.ndarray]:
@@ -213,34 +240,42 @@ class TraceDat:
 
     def field_values(self, fmt: EventFormat, name: str, index: np.ndarray) -> np.ndarray | None:
         """Field `name` of the records at `index` (which must all be of event `fmt`)."""
+        rec = self.records()
+        return self._field_at(fmt, name, rec["pos"][index], rec["size"][index])
+
+    def _field_at(self, fmt: EventFormat, name: str, pos: np.ndarray, size: np.ndarray) -> np.ndarray | None:
+        """Field `name` of the records whose payloads start at `pos` and are `size` long."""
         f = fmt.fields.get(name)
         if f is None or f.dynamic or f.size not in (1, 2, 4, 8):
             return None
-        rec = self.records()
-        assert self._blob is not None
-        pos, size = rec["pos"][index], rec["size"][index]
-        ok = f.offset + f.size <= size
+        blob = self._blob
+        assert blob is not None
         e = ">" if self.big_endian else "<"
         kind = ("i" if f.signed else "u") + str(f.size)
         at = pos + f.offset
-        blob = self._blob
+        if len(at) and int(at.max()) > len(blob) - f.size:
+            at = np.minimum(at, len(blob) - f.size)  # short records are zeroed below
         if f.size < 8 and f.offset % f.size == 0:  # aligned (payloads start 4-aligned)
-            out = blob.view(e + kind)[at // f.size].astype(np.int64)
-        elif f.size == 8 and f.offset % 4 == 0:
-            u32 = blob.view(e + "u4")
-            lo, hi = u32[at >> 2].astype(np.uint64), u32[(at >> 2) + 1].astype(np.uint64)
-            if self.big_endian:
-                lo, hi = hi, lo
-            out = (hi << np.uint64(32)) | lo
-            if f.signed:
-                out = out.view(np.int64)
+            out = blob.view(e + kind)[at >> (f.size.bit_length() - 1)].astype(np.int64)
         else:
-            raw = blob[at[:, None] + np.arange(f.size)].copy()
-            out = raw.view(e + kind).ravel().astype(np.int64 if f.size < 8 or f.signed else np.uint64)
-        if not ok.all():
-            out = out.copy()
-            out[~ok] = 0
+            out = _unaligned(blob, e + kind)[at].astype(np.int64 if f.size < 8 or f.signed else np.uint64)
+        short = size < f.offset + f.size
+        if short.any():
+            out[short] = 0
         return out
+
+    def id_counts(self) -> np.ndarray:
+        """Records per event id (indexed by id)."""
+        if self._id_counts is None:
+            self._id_counts = np.bincount(self.records()["id"], minlength=1)
+        return self._id_counts
+
+    def index_of(self, event_id: int) -> np.ndarray:
+        """Record indices (ascending) of one event id; ids without records cost nothing."""
+        counts = self.id_counts()
+        if not 0 <= event_id < len(counts) or not counts[event_id]:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(self.records()["id"] == event_id)
 
     def field_text(self, fmt: EventFormat, name: str, index: np.ndarray) -> list[str]:
         """A fixed-size char array field (e.g. sched_switch's `prev_comm`) as text."""
@@ -267,7 +302,7 @@ class TraceDat:
             fmt = self.format(name)
             if fmt is None:
                 continue
-            index = np.nonzero(rec["id"] == fmt.id)[0]
+            index = self.index_of(fmt.id)
             for pid_field, comm_field in pairs:
                 pids = self.field_values(fmt, pid_field, index)
                 if pids is None:
@@ -292,11 +327,12 @@ class TraceDat:
         if fmt is None:
             z = np.zeros(0, dtype=np.int64)
             return {"ts": z.astype(np.uint64), "cpu": z, "pid": z, "index": z}
-        index = np.nonzero(rec["id"] == fmt.id)[0]
+        index = self.index_of(fmt.id)
         out: dict[str, np.ndarray] = {"ts": rec["ts"][index], "cpu": rec["cpu"][index],
                                       "pid": rec["pid"][index], "index": index}
+        pos, size = rec["pos"][index], rec["size"][index]
         for fname in fields if fields is not None else [n for n in fmt.fields if not n.startswith("common_")]:
-            values = self.field_values(fmt, fname, index)
+            values = self._field_at(fmt, fname, pos, size)
             if values is not None:
                 out[fname] = values
         return out

@@ -121,13 +121,25 @@ class Reader:
         return self.bytes(n, what).decode("utf-8", "replace").rstrip("\0")
 
 
+try:  # ISA-L's inflate: the same output as zlib's at about twice the speed
+    from isal.isal_zlib import decompress as _isal_decompress
+except ImportError:  # pragma: no cover - isal is a dependency; zlib is the fallback
+    _isal_decompress = None
+
+
+def _inflate(data: bytes, size: int) -> bytes:
+    if _isal_decompress is not None:
+        return _isal_decompress(data, bufsize=size)
+    return zlib.decompress(data, bufsize=size)
+
+
 def decompress(algo: str, data: bytes, size: int, what: str) -> bytes:
     """One compressed block of `size` bytes (zlib: compress2 format; zstd: one frame)."""
     if size > MAX_UNCOMPRESSED:
         raise TraceDatError(f"{what}: expected an uncompressed size below 2 GiB, got {size}")
     try:
         if algo == "zlib":
-            out = zlib.decompress(data)
+            out = _inflate(data, max(size, 1))
         elif algo == "zstd":
             try:
                 import zstandard
