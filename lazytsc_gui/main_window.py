@@ -97,6 +97,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.last_error = ""
         self.loaded = False
         self.sweep_view = None  # the parameter-sweep window, made on first use
+        self.explore_view = None  # Tools > Explore, made on first use
 
         self._build_central()
         self._build_docks()
@@ -210,6 +211,7 @@ class MainWindow(QtWidgets.QMainWindow):
         self.a_add_bp = self._act("Add &breakpoint on selected event", self.breakpoints_panel.add_from_selection, "Ctrl+F9")
         self.a_compare = self._act("&Compare classic vs lazy", self.show_compare, "Ctrl+Shift+C", "Run both modes side by side with the exit tables diffed")
         self.a_sweep = self._act("Parameter s&weep…", self.show_sweep, None, "Run the scenario over combinations of settings and plot any figure")
+        self.a_explore = self._act("&Explore the protocol…", self.show_explore, None, "Exhaustive search for lost timers and hangs, with counterexamples")
 
         self.a_fit = self._act("Zoom to &fit", self.timeline.zoom_to_fit, ["Ctrl+0", "Home"], "Show the whole run", SP.SP_TitleBarMaxButton)
         self.a_zoom_in = self._act("Zoom &in", lambda: self.timeline.zoom(2.0), ["Ctrl+=", "Ctrl++"], "Zoom in (around the cursor)")
@@ -279,6 +281,7 @@ class MainWindow(QtWidgets.QMainWindow):
         r.addAction(self.a_compare)
         r.addAction(self.a_sweep)
         self.bookmarks_menu = mb.addMenu("&Bookmarks")
+        mb.addMenu("&Tools").addAction(self.a_explore)
         v = mb.addMenu("&View")
         t = v.addMenu("&Theme")
         t.addActions([self.a_dark, self.a_light])
@@ -672,6 +675,9 @@ class MainWindow(QtWidgets.QMainWindow):
                 self.run_compare()
             else:
                 self.compare.clear("Compare: open this tab to run the scenario in classic and lazy mode side by side.")
+            if any(b.enabled and b.name.startswith("explore:") for b in scenario.breakpoints):
+                # A counterexample of `lazytsc explore` opens stopped at its violating event.
+                QtCore.QTimer.singleShot(0, self.controller.continue_)
 
         if self.runner.busy:
             self._error("Busy", f"Still working on: {self.runner.label}. Pause it (F6) or wait, then try again.")
@@ -764,6 +770,8 @@ class MainWindow(QtWidgets.QMainWindow):
         self.runner.wait(10_000)
         if self.sweep_view is not None:
             self.sweep_view.close()
+        if self.explore_view is not None:
+            self.explore_view.close()
         if self.persist:
             if self.tabs.currentWidget() is self.compare:
                 self.tabs.setCurrentWidget(self.timeline)  # save the debugger layout
@@ -795,6 +803,15 @@ class MainWindow(QtWidgets.QMainWindow):
         self.sweep_view.show()
         self.sweep_view.raise_()
         self.sweep_view.activateWindow()
+
+    def show_explore(self) -> None:
+        from .explore_view import ExploreView
+
+        if self.explore_view is None:
+            self.explore_view = ExploreView(lambda path: self.open_path(path), self)
+        self.explore_view.show()
+        self.explore_view.raise_()
+        self.explore_view.activateWindow()
 
     def show_compare(self) -> None:
         self.tabs.setCurrentWidget(self.compare)

@@ -119,7 +119,7 @@ def test_wheel_contents(wheel):
     for size in ICON_SIZES:
         assert f"lazytsc_resources/icons/lazytsc-{size}.png" in names
     assert "lazytsc/resources.py" in names and "lazytsc_gui/__init__.py" in names
-    for sub in ("workloads", "traces"):
+    for sub in ("workloads", "traces", "explore"):
         assert f"lazytsc/{sub}/__init__.py" in names
     # every engine module made it (a new subpackage must be added to [tool.setuptools])
     for py in (ROOT / "core" / "lazytsc").rglob("*.py"):

@@ -6,6 +6,7 @@
     lazytsc list
     lazytsc events SCENARIO [--mode M] [--format csv|json] [-o FILE] [--max-events N]
     lazytsc sweep SCENARIO --set key=v1,v2,... [--mode M] [--jobs N] [--json|--csv]
+    lazytsc explore [--variant v2|v3|both] [--depth N] [--vcpus 1|2] [--time-limit S] [--json]
 
 Bad input exits 2 with one line `lazytsc: error: FILE:LINE: field: what was expected`
 (file names and values with control characters escaped). Runs stop at an event limit
@@ -255,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .sweep_cli import add_sweep_parser
 
     add_sweep_parser(sub)
+    from .explore.cli import add_explore_parser
+
+    add_explore_parser(sub)
     try:
         from .traces.cli import add_trace_parser, run_trace
     except ImportError:
