@@ -27,9 +27,13 @@ run: engine
 ## tests/test_compiled_engine.py checks that the compiled build `make engine` made logs the
 ## same bytes (skipped, saying why, without a C compiler). Then the GUI tests again on a
 ## real X server (Xvfb, Qt's xcb platform) when Xvfb is installed, on the engine `make` built.
-test: engine
+## The compile runs beside the suite (pytest uses one core of two); the compiled-engine test
+## runs last and waits for it (compile_engine.py takes a lock).
+test: $(STAMP)
 	$(PY) -m ruff check core lazytsc_gui tests benchmarks packaging
-	LAZYTSC_ENGINE=pure QT_QPA_PLATFORM=offscreen $(PY) -m pytest
+	@mkdir -p build; $(PY) packaging/compile_engine.py > build/compile_engine.out 2>&1 & compile=$$!; \
+	LAZYTSC_ENGINE=pure QT_QPA_PLATFORM=offscreen $(PY) -m pytest; rc=$$?; \
+	wait $$compile || rc=1; cat build/compile_engine.out; exit $$rc
 	$(PY) packaging/xcb_tests.py
 
 ## Only the GUI tests on Xvfb with the xcb platform (LAZYTSC_XCB=1: fail if Xvfb is missing).

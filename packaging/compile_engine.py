@@ -17,6 +17,8 @@ the log's tail and exits 1. Last line printed: which engine runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import importlib.util
 import os
 import shlex
@@ -105,11 +107,29 @@ def build(eb) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def one_build_at_a_time():
+    """An exclusive lock on build/mypyc: a second caller (the suite's compiled-engine test while
+    `make test` compiles beside the suite) waits for the build under way, then finds it current."""
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / ".lock", "w", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--force", action="store_true", help="rebuild even when up to date")
     ap.add_argument("--clean", action="store_true", help="remove the compiled engine")
     args = ap.parse_args(argv)
+    with one_build_at_a_time():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     eb = _engine_build()
     if args.clean:
         clean(eb)

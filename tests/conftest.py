@@ -100,7 +100,11 @@ def script(*ops: dict) -> str:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """`pure_engine` tests replace engine methods to instrument them: a compiled class's
-    methods cannot be replaced, so they run on the pure-Python engine (`make test` runs it)."""
+    methods cannot be replaced, so they run on the pure-Python engine (`make test` runs it).
+
+    The compiled-vs-pure tests run last: `make test` compiles the engine beside the suite,
+    and they wait for that build."""
+    items.sort(key=lambda item: item.nodeid.startswith("tests/test_compiled_engine.py"))
     if engine_kind() != "compiled":
         return
     skip = pytest.mark.skip(reason="instruments engine internals: runs on the pure-Python engine (LAZYTSC_ENGINE=pure, as make test runs)")

@@ -245,3 +245,51 @@ def test_a_preemption_timer_expiring_in_the_host_fires_at_entry_and_names_its_ar
     (arm,) = [ev for ev in events(e, "timer_arm") if ev.time == 10_000]
     (fire,) = [ev for ev in events(e, "timer_fire") if ev.time >= 10_000]
     assert (fire.time, fire.exit_name, fire.parent) == (10_000 + EXIT, "preemption-timer", arm.index)
+
+
+# ---- a VMM restore runs outside KVM_RUN ------------------------------------------------------------
+RESTORE = """
+duration = "700us"
+vcpus = 1
+variant = "v2"
+[defaults]
+reprogram_jitter_cycles = 0
+timer_backend = "hv"
+{defaults}
+"""
+
+
+def test_a_restore_that_expires_the_deadline_delivers_it_at_entry_after_the_busy_wait():
+    """KVM_SET_MSRS(IA32_TSC_DEADLINE) on the destination runs outside KVM_RUN: a deadline
+    within timer_advance_ns takes start_hv_timer's expired branch and, with APICv,
+    apic_timer_expired() puts LVTT in the IRR -- but the guest runs only after the VMM's
+    KVM_RUN, whose vcpu_enter_guest() busy-waits in kvm_wait_lapic_expire() until the
+    deadline. The interrupt comes at the deadline, not at the restore, and is not early."""
+    text = RESTORE.format(defaults="") + script(
+        dict(at=10_000, op="set_deadline", tsc=26_000),  # 13 us at 2 GHz
+        dict(at=12_000, op="migrate", vmm_support=False),
+    )
+    e = run(text, "classic")
+    (irq,) = events(e, "guest_timer_irq")
+    assert irq.time == 13_000 and irq.a == irq.b == 26_000
+    assert events(e, "spurious") == []
+    (wait,) = events(e, "busy_wait")
+    assert wait.time == 12_000 and wait.a == 1_000
+
+
+def test_a_migrated_halted_vcpu_stays_halted_and_its_first_run_blocks_or_takes_the_timer():
+    """KVM_GET/SET_MP_STATE carry KVM_MP_STATE_HALTED, and the destination's first KVM_RUN goes
+    through vcpu_run() -> vcpu_block(), which finds the expiry the restore latched (no APICv:
+    apic_timer_expired() sets lapic_timer.pending) and kvm_inject_pending_timer_irqs() injects
+    it. The guest's deadline is delivered; none is lost."""
+    text = RESTORE.format(defaults="apicv = false") + script(
+        dict(at=10_000, op="set_deadline", tsc=31_208),
+        dict(at=12_000, op="set_deadline", tsc=34_008),
+        dict(at=14_000, op="hlt"),
+        dict(at=16_000, op="migrate", vmm_support=True),
+    )
+    e = run(text, "lazy")
+    assert e.summary()["timer"]["lost"] == 0
+    (migrate,) = events(e, "migrate")
+    irqs = events(e, "guest_timer_irq")
+    assert any(ev.index > migrate.index and ev.a >= 34_008 for ev in irqs), [(ev.time, ev.a) for ev in irqs]

@@ -65,3 +65,17 @@ def test_deadline_writes_are_int64_arrays() -> None:
     assert len(empty_t) == len(empty_v) == 0
     assert list(result.timer_interrupts(0)) == [201_000]
     assert result.vcpus == [0, 1]
+
+
+def test_columns_after_a_truncate_are_the_new_branch_of_the_same_length():
+    """Truncate then append as many different events: column() must not return the old branch."""
+    from lazytsc.eventlog import EventLog
+
+    log = EventLog()
+    for i in range(4):
+        log.append(100 + i, 0, 1, a=i)
+    assert list(log.column("a")) == [0, 1, 2, 3]
+    log.truncate(2)
+    log.append(500, 0, 1, a=7)
+    log.append(501, 0, 1, a=8)
+    assert list(log.column("a")) == [0, 1, 7, 8] and list(log.column("time")) == [100, 101, 500, 501]

@@ -163,6 +163,10 @@ class EventLog:
         if not self._keep:
             if length < len(self):
                 del self.rows[length * WORDS :]
+                # the cache is keyed by length: a branch that appends as many events again
+                # must not read the dropped branch's columns
+                self._cache = {}
+                self._cache_len = -1
             return
         words = length * WORDS
         recorded = _array_len(self.rows)

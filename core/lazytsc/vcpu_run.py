@@ -140,6 +140,12 @@ class VcpuRunLoop:
         r.entry_parent = self.sched.root if self.sched.root >= 0 else self.sched.cause_in
         self.sched.at(max(r.in_host_until, self.sched.now), self.H_ENTRY, vid, 0)
 
+    def resume_after_restore(self, vid: int) -> None:
+        """The VMM's KVM_RUN on a restored vCPU: vcpu_run() -> vcpu_enter_guest() (or vcpu_block()
+        for a halted one), so an expiry latched or injected by the restore is taken at entry,
+        after kvm_wait_lapic_expire()'s busy-wait, never at the restore itself."""
+        self._queue_entry(vid)
+
     def steal(self, vid: int, ns: int) -> None:
         """The vCPU stays in the host `ns` longer (busy-wait): a running task loses that time."""
         r = self.s[vid]

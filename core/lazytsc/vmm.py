@@ -155,14 +155,22 @@ class Vmm:
         self.lazy.s[vid] = PvState()
         fresh = ApicState(vid, False)
         self.apic.s[vid] = fresh
-        requeue = self.run.s[vid].entry_queued
-        self.run.s[vid] = RunState()
-        self.run.s[vid].entry_queued = requeue
+        source = self.run.s[vid]
+        dest = RunState()
+        dest.entry_queued = source.entry_queued
+        # KVM_GET/SET_MP_STATE carry a halted guest's KVM_MP_STATE_HALTED: the destination's
+        # first KVM_RUN goes through vcpu_block(), which sees what became pending meanwhile.
+        dest.halted = source.halted
+        dest.hlt_event = source.hlt_event
+        # The VMM's KVM_SET_* ioctls run outside KVM_RUN: nothing is taken before VM entry.
+        dest.guest_mode = False
+        self.run.s[vid] = dest
         self.mem.load(saved.memory)
         for step in order:
             self._restore_step(vid, step, saved, vmm_support)
         self.hazards.quiet = False
         self.hazards.restored(vid)
+        self.run.resume_after_restore(vid)
 
     def _restore_step(self, vid: int, step: str, saved: SavedVcpu, vmm_support: bool) -> None:
         code = RESTORE_STEPS[step]
