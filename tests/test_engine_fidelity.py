@@ -293,3 +293,30 @@ def test_a_migrated_halted_vcpu_stays_halted_and_its_first_run_blocks_or_takes_t
     (migrate,) = events(e, "migrate")
     irqs = events(e, "guest_timer_irq")
     assert any(ev.index > migrate.index and ev.a >= 34_008 for ev in irqs), [(ev.time, ev.a) for ev in irqs]
+
+
+def test_a_posted_injection_queued_by_the_source_never_reaches_the_restored_vcpu():
+    """With posted timer interrupts apic_timer_fn() busy-waits (__kvm_wait_lapic_expire) and then
+    injects, all inside the source's hrtimer callback. A migration replaces the vCPU: the
+    destination's LAPIC is built by KVM_SET_LAPIC / KVM_SET_MSRS from saved state, so the
+    source's callback never injects into it (nor zeroes its new tscdeadline)."""
+    text = """
+duration = "14201ns"
+vcpus = 1
+variant = "v2"
+[defaults]
+reprogram_jitter_cycles = 0
+timer_backend = "sw"
+posted_timer_interrupts = true
+hlt_exits = false
+""" + script(
+        dict(at=10_000, op="set_deadline", tsc=28_400),
+        dict(at=12_000, op="set_deadline", tsc=32_408),
+        dict(at=14_001, op="migrate", vmm_support=True),
+    )
+    e = run(text, "lazy")
+    (migrate,) = events(e, "migrate")
+    fires = [ev.index for ev in events(e, "timer_fire") if ev.index < migrate.index]
+    assert fires, "the source's hrtimer fired before the migration"
+    from_source = [ev for ev in events(e, "irq_accept") if ev.index > migrate.index and ev.parent in fires]
+    assert from_source == []

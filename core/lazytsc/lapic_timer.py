@@ -80,6 +80,7 @@ _TIMER_STATE_FIELDS = (
     "sw_active",
     "sw_gen",
     "sw_expires",
+    "posted_gen",
 )
 
 
@@ -107,6 +108,7 @@ class TimerState:
         self.sw_active = False
         self.sw_gen = 0
         self.sw_expires = 0
+        self.posted_gen = 0  # tag of the queued posted injection (0: none)
 
     def clone(self) -> TimerState:
         new = TimerState()  # a blank instance (compiled classes run __init__ in __new__)
@@ -513,7 +515,8 @@ class LapicTimer:
                 if wake > when:
                     when = min(wake, when + self.advance[vid])
             if when > self.sched.now:
-                self.sched.at(when, self.H_POSTED, vid, self.sched.root)
+                t.posted_gen = self.sched.gen()
+                self.sched.at(when, self.H_POSTED, vid, (t.posted_gen, self.sched.root))
             else:
                 self.kvm_apic_inject_pending_timer_irqs(vid)
             return
@@ -523,7 +526,16 @@ class LapicTimer:
         if from_timer_fn:
             self.run.kick(vid, WAKE_TIMER)
 
-    def _posted_inject(self, vid: int, parent: int) -> None:
+    def _posted_inject(self, vid: int, arg: tuple[int, int]) -> None:
+        """The end of apic_timer_fn's busy-wait: inject into the vCPU whose timer fired.
+
+        A vCPU replaced meanwhile (a migration's restore builds a fresh timer) is not that
+        vCPU: the callback completed on the source, whose state is gone."""
+        gen, parent = arg
+        t = self.s[vid]
+        if gen != t.posted_gen:
+            return
+        t.posted_gen = 0
         self.sched.begin(parent)
         self.kvm_apic_inject_pending_timer_irqs(vid)
 

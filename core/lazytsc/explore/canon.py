@@ -42,6 +42,7 @@ FIELDS: dict[str, dict[str, str]] = {
         "sw_active": V,
         "sw_gen": SKIP,  # as hv_gen
         "sw_expires": NS,
+        "posted_gen": SKIP,  # as hv_gen (the queued posted injection)
     },
     "PvState": {
         "msr_val": V, "mapped": V, "base": V, "cached_armed": TSC, "req": V,
@@ -180,7 +181,7 @@ def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], tuple]], ...]:
     return plan
 
 
-_SIMPLE = {name: i for i, name in enumerate(("_enter", "_host_irq", "_shadow_end", "_boot", "_posted_inject"))}
+_SIMPLE = {name: i for i, name in enumerate(("_enter", "_host_irq", "_shadow_end", "_boot"))}
 
 
 def _queue(d: Driver, enc: _Enc) -> tuple:
@@ -212,6 +213,9 @@ def _queue(d: Driver, enc: _Enc) -> tuple:
         elif name == "_op":
             op = e.script.ops[arg]
             out.append((rel, 5, vid, _text(op.op), _plain(op.args)))
+        elif name == "_posted_inject":
+            if arg[0] == e.timer.s[vid].posted_gen:
+                out.append((rel, 7, vid))
         elif name == "_wake":
             out.append((rel, 6, vid, arg[0]))
         elif name in _SIMPLE:
