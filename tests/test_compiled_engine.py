@@ -147,3 +147,31 @@ def test_stale_build_is_detected_from_the_sources(compiled_build, monkeypatch):
     monkeypatch.setattr(engine_build, "source_digest", lambda: "0" * 64)
     usable, why = engine_build.compiled_build_state()
     assert not usable and "out of date" in why
+
+
+def _explore(kind: str, out: Path) -> dict:
+    lazytsc = Path(sys.executable).with_name("lazytsc")
+    proc = subprocess.run(
+        [str(lazytsc), "explore", "--variant", "v2", "--setup", "hv", "--depth", "3", "--jobs", "1", "--json", "-o", str(out)],
+        env={**os.environ, engine_build.ENV: kind},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]
+    report = json.loads(proc.stdout)
+    tasks = []
+    for task in report["tasks"]:
+        task = {k: v for k, v in task.items() if k not in ("seconds", "rate")}  # timings
+        task["findings"] = [{k: v for k, v in f.items() if k != "file"} for f in task["findings"]]
+        tasks.append(task)
+    return {"summary": report["summary"], "tasks": tasks}
+
+
+def test_explore_finds_the_same_with_both_builds(compiled_build, tmp_path):
+    """The explorer fingerprints engine state by its fields; a compiled class has no
+    __slots__ to read them from, and the search must not depend on the build."""
+    pure = _explore("pure", tmp_path / "pure")
+    compiled = _explore("compiled", tmp_path / "compiled")
+    assert compiled == pure
+    assert any(t["findings"] for t in pure["tasks"])

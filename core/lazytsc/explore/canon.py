@@ -173,7 +173,8 @@ def _plan(cls: type) -> tuple[tuple[str, Callable[[Any], tuple]], ...]:
     if plan is None:
         kinds = FIELDS.get(cls.__name__, {})
         by_kind: dict[str, list[str]] = {}
-        for name in cls.__slots__:
+        # a compiled (mypyc) class has no __slots__ to read back: the table names its fields
+        for name in getattr(cls, "__slots__", None) or tuple(kinds):
             kind = kinds.get(name, VX)
             if kind != SKIP:
                 by_kind.setdefault(kind, []).append(name)
