@@ -16,6 +16,7 @@ No Qt here.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,11 @@ from .timeline_data import TimelineData
 
 FIRST_CHUNK = 20_000  # events of the first screen: small, so it shows at once
 CHUNK = 100_000
+# The compiled engine never gives up the GIL while it runs (the interpreter's switch interval
+# only acts between bytecodes): the worker runs at most this many events at a time and then
+# sleeps a moment, so the UI thread can paint while the run streams in.
+GIL_STEP = 5_000
+GIL_PAUSE_S = 0.0005
 MAX_RESERVE = 50_000_000  # never pre-allocate more events than this from an estimate
 
 
@@ -54,8 +60,10 @@ class RunStream:
 
     def next_chunk(self, max_events: int) -> dict | None:
         engine = self.engine
-        if not engine.done and len(engine.log) - self.sent < max_events:
-            engine.run(max_events=max_events - (len(engine.log) - self.sent))
+        target = self.sent + max_events
+        while not engine.done and len(engine.log) < target:
+            engine.run(max_events=min(GIL_STEP, target - len(engine.log)))
+            time.sleep(GIL_PAUSE_S)  # see GIL_STEP
         n = len(engine.log)
         if n <= self.sent:
             return None
@@ -87,8 +95,13 @@ def stream_session(session: Session, job=None, emit=None) -> int:
     while True:
         if job is not None:
             job.check()
-        if not session.complete and not session.engine.done:
-            session.run(max_events=size, breakpoints=[], cancel=(job.cancelled if job is not None else None))
+        cancel = job.cancelled if job is not None else None
+        target = len(log) + size
+        while not session.complete and not session.engine.done and len(log) < target:
+            session.run(max_events=min(GIL_STEP, target - len(log)), breakpoints=[], cancel=cancel)
+            time.sleep(GIL_PAUSE_S)
+            if cancel is not None and cancel():
+                break
         n = len(log)
         if n > sent:
             if emit is not None:

@@ -71,3 +71,27 @@ def test_a_wide_event_table_gives_its_spare_width_to_the_exit_and_value_columns(
     table.resize(1500, 300)
     qtbot.waitUntil(lambda: table.viewport().width() > 1400)
     assert table.columnWidth(exit_col) == 90
+
+
+def test_streaming_pauses_every_few_thousand_events_so_the_ui_can_paint(monkeypatch):
+    """The compiled engine does not give up the GIL while it runs, so a worker that ran a
+    100,000-event chunk in one call kept the window from painting its first screen until
+    the run was nearly done. The stream runs GIL_STEP events at a time and sleeps between."""
+    from lazytsc.debugger import Session
+
+    from lazytsc_gui import document
+
+    sc = load_scenario(REPO / "resources" / "scenarios" / "tcp_rr.toml")
+    sc.run.duration_ns = 15_000_000
+    session = Session(sc, "lazy")
+    steps: list[int] = []
+    real_run = session.run
+    monkeypatch.setattr(session, "run", lambda **kw: steps.append(kw["max_events"]) or real_run(**kw))
+    pauses: list[float] = []
+    monkeypatch.setattr(document.time, "sleep", pauses.append)
+    chunks: list[int] = []
+    total = document.stream_session(session, emit=lambda cols: chunks.append(len(cols["time"])))
+    assert total == len(session.log) and sum(chunks) == total
+    assert len(steps) > 2 and max(steps) <= document.GIL_STEP
+    assert len(pauses) >= len(steps)
+    assert len(chunks) < len(steps)  # chunks are still handed over whole, not per step
