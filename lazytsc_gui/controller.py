@@ -70,10 +70,13 @@ class DebugController(QtCore.QObject):
     def busy(self) -> bool:
         return self.runner.busy
 
-    def load_scenario(self, scenario: Scenario, mode: str, keep_time: bool = False, on_loaded=None, on_failed=None) -> bool:
+    def load_scenario(
+        self, scenario: Scenario, mode: str, keep_time: bool = False, on_loaded=None, on_failed=None, on_shown=None, on_cancelled=None
+    ) -> bool:
         """Stream `scenario` in `mode` from the worker: shown after its first chunk, filled in as it runs.
 
-        Cancelled or failed, the previous document comes back.
+        `on_shown(doc)` runs when the first screen is shown, `on_loaded(doc)` when the whole
+        run is in. Cancelled or failed, the previous document comes back.
         """
         if self.busy:
             return False
@@ -85,6 +88,8 @@ class DebugController(QtCore.QObject):
         def chunk(cols) -> None:
             if doc.add(cols):
                 self.set_document(doc)  # the first screen
+                if on_shown is not None:
+                    on_shown(doc)
             elif self.doc is doc:
                 self.documentGrew.emit(doc)
 
@@ -92,6 +97,8 @@ class DebugController(QtCore.QObject):
             doc.finish()
             if self.doc is not doc:
                 self.set_document(doc)
+                if on_shown is not None:
+                    on_shown(doc)
             else:  # the panels now see the whole run
                 self.documentChanged.emit(doc)
                 self.positionChanged.emit(self.position)
@@ -115,6 +122,8 @@ class DebugController(QtCore.QObject):
         def cancelled() -> None:
             restore_previous()
             self.status.emit("Run cancelled: the previous run is still shown")
+            if on_cancelled is not None:
+                on_cancelled()
 
         return self.runner.start(
             f"run {scenario.name} ({mode})",

@@ -660,16 +660,30 @@ class MainWindow(QtWidgets.QMainWindow):
         MB.warning(self, "Scenario cannot be checked", message)
 
     def _run(self, scenario: Scenario, explain_name: str = "") -> None:
-        def loaded(doc: RunDocument) -> None:
-            self.scenario = scenario
-            self.editor_is_run = True
-            self._compare_cache.clear()
+        previous_explanation = self.explain.markdown
+
+        def shown(_doc: RunDocument) -> None:
+            """The first screen of the run is up (it streams in): explain what it shows now."""
             text = explanation(explain_name, scenario.explain) if explain_name else scenario.explain
             if not text and scenario.description:
                 text = scenario.description
             self.explain.show_markdown(text, scenario.name)
             if text.strip():
                 self.explain_dock.show()
+
+        def back_to_previous() -> None:
+            """Cancelled or failed: the previous run is shown again, and so is its explanation."""
+            self.explain.markdown = previous_explanation
+            self.explain.setMarkdown(previous_explanation)
+
+        def failed(msg: str) -> None:
+            back_to_previous()
+            self._error("Run failed", msg)
+
+        def loaded(doc: RunDocument) -> None:
+            self.scenario = scenario
+            self.editor_is_run = True
+            self._compare_cache.clear()
             self.loaded = True
             if self.tabs.currentWidget() is self.compare:
                 self.run_compare()
@@ -686,7 +700,7 @@ class MainWindow(QtWidgets.QMainWindow):
         if scenario.mode in ("classic", "lazy") and scenario.mode != self.mode:
             mode = scenario.mode
             self._set_mode_widgets(mode)
-        self.controller.load_scenario(scenario, mode, on_loaded=loaded, on_failed=lambda msg: self._error("Run failed", msg))
+        self.controller.load_scenario(scenario, mode, on_loaded=loaded, on_failed=failed, on_shown=shown, on_cancelled=back_to_previous)
 
     def save(self) -> bool:
         if not self.editor.path or self.builtin_name is not None or not os.access(Path(self.editor.path).parent, os.W_OK):

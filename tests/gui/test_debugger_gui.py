@@ -341,3 +341,26 @@ def test_imported_trace_shows_the_raw_line_of_the_selected_event(make_window, qt
     shown = win.exits_panel.raw_line
     assert shown and shown in lines and "reason HLT" in shown
     assert f"trace line {lines.index(shown) + 1}" in win.events_panel.model.data(win.events_panel.model.index(exit_row, 3), Qt.ItemDataRole.ToolTipRole)
+
+
+def test_the_explanation_shows_with_the_first_screen_and_goes_back_on_cancel(make_window, qtbot, tmp_path):
+    """A run streams in: its first screen is up long before the run ends, and the Explanation
+    panel must describe that run then, not the previous scenario. A cancelled load brings the
+    previous run back, and its explanation with it."""
+    from lazytsc.resources import builtin_scenarios, demo_text
+
+    win = make_window()
+    open_builtin(qtbot, win, "seed_overwrite")
+    seed_text = win.explain.markdown
+    assert "Seed" in seed_text
+    long_rr = tmp_path / "tcp_rr.toml"
+    long_rr.write_text(builtin_scenarios()["tcp_rr"].read_text().replace('duration = "50ms"', 'duration = "400ms"'))
+    with qtbot.waitSignal(win.controller.documentChanged, timeout=60_000):
+        win.open_scenario_file(str(long_rr), builtin="tcp_rr")
+    assert win.controller.busy, "the run is still streaming in"
+    first_line = next(line for line in demo_text("tcp_rr").splitlines() if line.strip()).lstrip("# ").strip()
+    assert first_line in win.explain.markdown and win.explain.markdown != seed_text
+    win.controller.pause()  # cancels the streaming load
+    wait_idle(qtbot, win)
+    assert win.controller.doc.scenario.name == win.scenario.name
+    assert win.explain.markdown == seed_text
