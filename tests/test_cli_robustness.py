@@ -182,6 +182,30 @@ def test_default_limit_is_printed_and_projected_early(monkeypatch):
     assert len(engine.log) < 100_000
 
 
+def test_a_scenario_that_declares_its_size_raises_the_default_limit(monkeypatch, tmp_path, capsys):
+    """`max_events` in a scenario (tcp_rr_full: ~65 M events) lifts the default limit for its
+    runs, so `lazytsc check resources/scenarios/*.toml` runs it; `--max-events` still wins."""
+    monkeypatch.setattr(runner, "DEFAULT_MAX_EVENTS", 20)
+    text = (SCENARIOS / "seed_overwrite.toml").read_text()
+    plain = tmp_path / "plain.toml"
+    plain.write_text(text)
+    declared = tmp_path / "declared.toml"
+    declared.write_text(text.replace("\nduration", "\nmax_events = 1_000\nduration", 1))
+    assert load_scenario(declared).max_events == 1_000
+    assert main(["run", str(plain)]) == 2
+    assert "reached the limit of 20 events" in capsys.readouterr().err
+    assert main(["run", str(declared)]) == 0
+    assert main(["check", str(declared)]) == 0
+    capsys.readouterr()
+    assert main(["run", str(declared), "--max-events", "10"]) == 2
+    assert "reached the limit of 10 events" in capsys.readouterr().err
+    assert runner.event_limit(None, 0) == 20 and runner.event_limit(0, 1_000) == 0
+
+
+def test_tcp_rr_full_declares_the_events_it_logs():
+    assert load_scenario(SCENARIOS / "tcp_rr_full.toml").max_events >= 65_000_000
+
+
 def test_help_states_the_default_limit(capsys):
     with pytest.raises(SystemExit):
         main(["run", "--help"])

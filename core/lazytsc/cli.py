@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .quoting import escape_controls, quote_path
-from .runner import DEFAULT_MAX_EVENTS, RunLimitExceeded, RunProgress, TerminalProgress, run_to_end
+from .runner import DEFAULT_MAX_EVENTS, RunLimitExceeded, RunProgress, TerminalProgress, event_limit, run_to_end
 from .scenario import Scenario, ScenarioError, load_scenario, resolve_scenario_path
 
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
@@ -96,9 +96,10 @@ def _add_limit(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-events",
         type=_non_negative,
-        default=DEFAULT_MAX_EVENTS,
+        default=None,
         metavar="N",
-        help=f"stop a run that logs more than N events (default {DEFAULT_MAX_EVENTS:,}, about 400 MB; 0: no limit)",
+        help=f"stop a run that logs more than N events (default {DEFAULT_MAX_EVENTS:,}, about 400 MB; 0: no limit); "
+        "a scenario's max_events raises the default for its runs",
     )
 
 
@@ -129,13 +130,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     modes = _modes(scenario, args.mode)
     if pm.use_parallel(scenario, modes, args.jobs):  # long runs: one process per mode
         try:
-            results = pm.run_parallel(scenario, modes, args.max_events, pm.ModesProgress(modes))
+            results = pm.run_parallel(scenario, modes, event_limit(args.max_events, scenario.max_events), pm.ModesProgress(modes))
         except pm.ModeRunError as exc:
             raise CliError(f"{quote_path(scenario.path or scenario.name)}: {exc}") from None
         summaries = {mode: r.summary for mode, r in results.items()}
         reports = {mode: r.report for mode, r in results.items()}
     else:
-        engines = run_modes(scenario, modes, args.max_events, _progress())
+        engines = run_modes(scenario, modes, event_limit(args.max_events, scenario.max_events), _progress())
         summaries = {mode: e.summary() for mode, e in engines.items()}
         reports = {mode: e.workload.report() if e.workload is not None else None for mode, e in engines.items()}
     if args.json:
@@ -164,7 +165,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     total = 0
     for name in args.scenarios:
         scenario = _load(name)
-        engines = run_modes(scenario, scenario.modes, args.max_events, _progress(scenario.name))
+        engines = run_modes(scenario, scenario.modes, event_limit(args.max_events, scenario.max_events), _progress(scenario.name))
         per_mode = {mode: run_results(e) for mode, e in engines.items()}
         for outcome in evaluate(scenario, per_mode):
             total += 1
@@ -195,7 +196,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         check_output_path(args.output)
     scenario = _load(args.scenario)
     mode = args.mode or ("lazy" if scenario.mode == "both" else scenario.mode)
-    engine = run_modes(scenario, [mode], args.max_events, _progress())[mode]
+    engine = run_modes(scenario, [mode], event_limit(args.max_events, scenario.max_events), _progress())[mode]
     if args.format == "perfetto":  # binary protobuf: a file, or a non-terminal stdout
         from .perfetto import write_perfetto
 

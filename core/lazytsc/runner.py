@@ -103,6 +103,14 @@ class RunLimitExceeded(Exception):
         )
 
 
+def event_limit(requested: int | None, declared: int) -> int:
+    """The event limit of one scenario's runs: `--max-events` when given, else the default
+    raised to what the scenario declares it logs (`max_events`); 0 is no limit."""
+    if requested is not None:
+        return requested
+    return max(DEFAULT_MAX_EVENTS, declared)
+
+
 def run_to_end(
     engine: Any,
     duration_ns: int,

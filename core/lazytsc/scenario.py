@@ -124,6 +124,7 @@ class Scenario:
     description: str = ""
     explain: str = ""
     mode: str = "both"
+    max_events: int = 0  # events a run is known to log (0: none declared)
     run: RunConfig = field(default_factory=RunConfig)
     workload: tuple[str, dict[str, Any]] | None = None
     script: list[ScriptOp] = field(default_factory=list)
@@ -297,6 +298,15 @@ TOP_SPECS: tuple[Spec, ...] = (
     Spec("mode", "choice", "both", "Which guest driver(s) `run`/`check` use by default.", choices=MODES),
     Spec("variant", "choice", "v2", "Protocol revision: `v2` (the seed) or `v3`.", choices=VARIANTS),
     Spec("vcpus", "int", 1, "Number of vCPUs.", 1, MAX_VCPUS),
+    Spec(
+        "max_events",
+        "int",
+        0,
+        "Events one run of this scenario is known to log: the CLI's event limit (`--max-events`, default 10,000,000) "
+        "is raised to it for this scenario unless `--max-events` is given (0: the default limit).",
+        0,
+        I64_MAX,
+    ),
 )
 TABLE_KEYS = {"defaults", "vcpu", "host", "workload", "script", "breakpoint", "bookmark", "expect", "handler"}
 
@@ -468,6 +478,7 @@ def _check_data(
         description=top.get("description", ""),
         explain=top.get("explain", ""),
         mode=top.get("mode", "both"),
+        max_events=top.get("max_events", 0),
         run=run,
         path=filename,
         text=text,
