@@ -26,7 +26,14 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .quoting import escape_controls, quote_path
-from .runner import DEFAULT_MAX_EVENTS, RunLimitExceeded, RunProgress, TerminalProgress, event_limit, run_to_end
+from .runner import (
+    DEFAULT_MAX_EVENTS,
+    RunLimitExceeded,
+    RunProgress,
+    TerminalProgress,
+    event_limit,
+    run_to_end,
+)
 from .scenario import Scenario, ScenarioError, load_scenario, resolve_scenario_path
 
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a process killed by SIGPIPE
