@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 
+from lazytsc.accounting import ALWAYS_REASONS, ALWAYS_SUBS, TIMER_ROWS
 from lazytsc.taxonomy import EXIT_ORDER, MSR_SUB_ORDER
 from PySide6 import QtCore, QtGui, QtWidgets
 
@@ -20,21 +21,7 @@ from . import themes
 from .fmt import fmt_ns, percent
 from .log_index import CausalIndex, PrefixCounts
 
-ALWAYS_REASONS = ("intr", "halt", "msr-write", "preemption-timer")
-ALWAYS_SUBS = ("apic-icr", "tsc-deadline")
-TIMER_KEYS = (
-    "deadline_requests",
-    "msr_writes",
-    "msr_writes_skipped",
-    "interrupts",
-    "interrupts_useful",
-    "spurious",
-    "late",
-    "lost",
-    "host_expiries",
-    "host_timer_fires",
-    "expiries_dropped",
-)
+TIMER_KEYS = (*TIMER_ROWS, "expiries_dropped")  # the panel also shows the dropped expiries
 # What each timer row counts (the row's tooltip).
 TIMER_TIPS = {
     "deadline_requests": "set_next_event calls: deadlines the guest asked for",

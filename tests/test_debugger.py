@@ -131,6 +131,7 @@ def test_the_log_keeps_its_future_while_the_cursor_moves(tcp_short, tcp_states):
     assert s.log.rows is s.engine.log.rows  # one buffer shared with the engine
 
 
+@pytest.mark.pure_engine  # tracemalloc attributes a compiled module's allocations elsewhere
 def test_checkpoints_hold_in_memory_what_the_bound_counts(tcp_short):
     """The bound is on pickled bytes, so the session keeps its checkpoints pickled: what
     it allocates for them (measured with tracemalloc) is their pickled size, not the ~3x an

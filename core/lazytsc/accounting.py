@@ -11,6 +11,21 @@ import numpy as np
 from .eventlog import EventLog
 from .taxonomy import EXIT_NAMES, EXIT_ORDER, MSR_SUB_NAMES, MSR_SUB_ORDER, Exit, Kind
 
+# The seed's table: rows always shown (the others only when non-zero), then the timer rows.
+ALWAYS_REASONS = ("intr", "halt", "msr-write", "preemption-timer")
+ALWAYS_SUBS = ("apic-icr", "tsc-deadline")
+TIMER_ROWS = (
+    "deadline_requests",
+    "msr_writes",
+    "msr_writes_skipped",
+    "interrupts",
+    "interrupts_useful",
+    "spurious",
+    "late",
+    "lost",
+    "host_expiries",
+    "host_timer_fires",
+)
 _EXIT_CODE = {name: code for code, name in EXIT_NAMES.items()}
 _SUB_CODE = {name: code for code, name in MSR_SUB_NAMES.items()}
 
@@ -103,14 +118,14 @@ def format_seed_table(results: dict[str, dict]) -> str:
     rows.append(("total", [f"{results[m]['exits']['total']:,}" for m in modes]))
     for reason in EXIT_ORDER:
         values = [results[m]["exits"]["by_reason"][reason] for m in modes]
-        if reason not in ("intr", "halt", "msr-write", "preemption-timer") and not any(values):
+        if reason not in ALWAYS_REASONS and not any(values):
             continue
         rows.append(
             (reason, [f"{results[m]['exits']['by_reason'][reason]:,} ({percent(results[m]['exits']['by_reason'][reason], results[m]['exits']['total'])})" for m in modes])
         )
     for sub in MSR_SUB_ORDER:
         values = [results[m]["exits"]["msr_write"][sub] for m in modes]
-        if sub not in ("apic-icr", "tsc-deadline") and not any(values):
+        if sub not in ALWAYS_SUBS and not any(values):
             continue
         rows.append(
             (
@@ -119,18 +134,7 @@ def format_seed_table(results: dict[str, dict]) -> str:
             )
         )
     rows.append(("", ["" for _ in modes]))
-    for key in (
-        "deadline_requests",
-        "msr_writes",
-        "msr_writes_skipped",
-        "interrupts",
-        "interrupts_useful",
-        "spurious",
-        "late",
-        "lost",
-        "host_expiries",
-        "host_timer_fires",
-    ):
+    for key in TIMER_ROWS:
         # a recorded trace has no host-side timer figures: "n/a", never a made-up 0
         cells = [f"{results[m]['timer'][key]:,}" if key in results[m]["timer"] else "n/a" for m in modes]
         if any(cell != "n/a" for cell in cells):

@@ -546,6 +546,15 @@ class Session:
             b.hits += 1
         return RunResult("breakpoint", self._pos, bps[0], index)
 
+    def _stop_on(self, index: int, hit: list[Breakpoint], change) -> RunResult:
+        """Stop after event `index`: on the watchpoint that changed there, else on its breakpoints."""
+        if change is None:
+            return self._stop_at(index, hit)
+        self._seek(index + 1)
+        w, old, new = change
+        w.hits += 1
+        return RunResult("watchpoint", self._pos, None, index, w, old, new)
+
     def _run_plain(self, bps, until_ns, limit, progress, cancel, progress_every) -> RunResult:
         # 1. What is already computed: search the columns, then jump once.
         stop = self._stop_index(until_ns, limit)
@@ -689,15 +698,7 @@ class Session:
                 return RunResult("limit", self._pos)
             self._pos = n
             return RunResult("until", n)
-        i, hit, change = result
-        self._seek(i + 1)
-        if change is not None:
-            w, old, new = change
-            w.hits += 1
-            return RunResult("watchpoint", self._pos, None, i, w, old, new)
-        for b in hit:
-            b.hits += 1
-        return RunResult("breakpoint", self._pos, hit[0], i)
+        return self._stop_on(*result)
 
     # ---- backward ------------------------------------------------------------------------
     def step_back(self) -> bool:
@@ -751,15 +752,7 @@ class Session:
         while k >= 0:
             last = self._scan_interval(k, seg_end, bps, wps)
             if last is not None:
-                i, hit, change = last
-                self._seek(i + 1)
-                if change is not None:
-                    w, old, new = change
-                    w.hits += 1
-                    return RunResult("watchpoint", self._pos, None, i, w, old, new)
-                for b in hit:
-                    b.hits += 1
-                return RunResult("breakpoint", self._pos, hit[0], i)
+                return self._stop_on(*last)
             seg_end = self._cp_pos[k]
             k -= 1
         self._seek(0)
