@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .docblock import emit
 from .scenario import Scenario, ScenarioError, load_scenario, resolve_scenario_path
 from .sweep import Setting, build_points, current_value, parse_setting
 from .sweep_run import Figures, ProgressLine, make_tasks, run_tasks
@@ -321,13 +322,6 @@ def _stem(scenario: Scenario) -> str:
     return Path(scenario.path).stem if scenario.path else scenario.name
 
 
-def update_between_markers(text: str, block: str) -> str:
-    """Replace BEGIN..END in `text` by `block` (which carries its own markers)."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers {BEGIN} and {END} (where the tables go)")
-    return text[:start] + block.rstrip("\n") + text[end + len(END):]
-
 
 def parse_params(args: Sequence[str]) -> list[Parameter]:
     """The default parameters, with `KEY=V1,V2` replacing one's values or adding a new one."""
@@ -366,23 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             progress.finish()
         markdown = render(groups, runs, args.seeds, args.duration, args.detail)
-        if args.update:
-            from pathlib import Path
-
-            from .atomic import atomic_write_text
-
-            target = Path(args.update)
-            try:
-                new = update_between_markers(target.read_text(encoding="utf-8"), markdown)
-            except ValueError as exc:
-                raise ScenarioError(str(target), 0, "", str(exc)) from None
-            atomic_write_text(target, new)
-        elif args.output:
-            from .atomic import atomic_write_text
-
-            atomic_write_text(args.output, markdown)
-        else:
-            sys.stdout.write(markdown)
+        emit(markdown, args.update, args.output, BEGIN, END)
     except (ScenarioError, OSError) as exc:
         print(f"lazytsc: error: {exc}", file=sys.stderr)
         return 2

@@ -25,6 +25,7 @@ from concurrent import futures
 
 import numpy as np
 
+from .docblock import emit
 from .eventlog import EventLog
 from .scenario import Scenario, ScenarioError, load_scenario, resolve_scenario_path
 from .sweep import build_points, parse_setting
@@ -386,12 +387,6 @@ def render(pooled: dict[str, dict[str, dict[str, float]]], seeds: int, duration:
     return "\n".join(lines) + "\n"
 
 
-def update_between_markers(text: str, block: str) -> str:
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f"the markers {BEGIN} and {END} (where the tables go)")
-    return text[:start] + block.rstrip("\n") + text[end + len(END):]
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lazytsc.tcp_rr_evidence", description=__doc__.split("\n")[0])
@@ -406,21 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.seeds < 1:
             raise ScenarioError("--seeds", 0, "", f"at least 1 seed (got {args.seeds})")
         markdown = render(collect(args.seeds, args.duration, args.jobs), args.seeds, args.duration)
-        from pathlib import Path
-
-        from .atomic import atomic_write_text
-
-        if args.update:
-            target = Path(args.update)
-            try:
-                new = update_between_markers(target.read_text(encoding="utf-8"), markdown)
-            except ValueError as exc:
-                raise ScenarioError(str(target), 0, "", str(exc)) from None
-            atomic_write_text(target, new)
-        elif args.output:
-            atomic_write_text(args.output, markdown)
-        else:
-            sys.stdout.write(markdown)
+        emit(markdown, args.update, args.output, BEGIN, END)
     except (ScenarioError, OSError) as exc:
         print(f"lazytsc: error: {exc}", file=sys.stderr)
         return 2
