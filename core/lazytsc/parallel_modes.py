@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from .runner import DEFAULT_MAX_EVENTS, RunLimitExceeded, RunProgress, run_to_end
 from .scenario import Scenario
+from .statusline import StatusLine
 
 PARALLEL_MIN_NS = 1_000_000_000  # auto: parallel from 1 s of simulated time (spawning costs ~0.3 s)
 
@@ -168,19 +169,16 @@ class ModesProgress:
 
     def __init__(self, modes: Sequence[str], stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.tty = self.stream.isatty()
+        self.status = StatusLine(self.stream)
+        self.tty = self.status.enabled
         self.state = {m: (0, 1, 0) for m in modes}
         self.start = time.monotonic()
-        self.width = 0
         self.quarter = {m: 0 for m in modes}
 
     def __call__(self, mode: str, now: int, end: int, events: int) -> None:
         self.state[mode] = (now, end, events)
         if self.tty:
-            text = self.line()
-            self.stream.write("\r" + text.ljust(self.width))
-            self.width = max(self.width, len(text))
-            self.stream.flush()
+            self.status.show(self.line())
             return
         q = 4 * now // max(end, 1)
         if q > self.quarter[mode]:
@@ -192,9 +190,7 @@ class ModesProgress:
         return "  ".join(parts) + f"  elapsed {time.monotonic() - self.start:.0f} s"
 
     def finish(self) -> None:
-        if self.tty and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
+        self.status.clear()
 
 
 # ---- the seed's own numbers beside the model's ---------------------------------------------------

@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent import futures
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .scenario import Scenario
+from .statusline import StatusLine
 from .sweep import Point
 
 Figures = dict[str, int | float]
@@ -199,25 +199,18 @@ class ProgressLine:
     """`sweep: 12/40 runs (30%)  elapsed 0:03  ETA 0:07` on a terminal; nothing elsewhere."""
 
     def __init__(self, stream: TextIO | None = None, enabled: bool | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.line = StatusLine(stream, enabled)
         self.start = time.monotonic()
-        self.width = 0
 
     def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
+        if not self.line.enabled:
             return
         elapsed = time.monotonic() - self.start
         eta = _clock(elapsed / done * (total - done)) if done else "-"
-        text = f"sweep: {done}/{total} runs ({100 * done // max(total, 1)}%)  elapsed {_clock(elapsed)}  ETA {eta}"
-        self.stream.write("\r" + text.ljust(self.width))
-        self.width = max(self.width, len(text))
-        self.stream.flush()
+        self.line.show(f"sweep: {done}/{total} runs ({100 * done // max(total, 1)}%)  elapsed {_clock(elapsed)}  ETA {eta}")
 
     def finish(self) -> None:
-        if self.enabled and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
+        self.line.clear()
 
 
 def _clock(seconds: float) -> str:

@@ -18,6 +18,7 @@ import time
 from typing import TextIO
 
 from ..cli import CliError
+from ..statusline import StatusLine
 from .alphabet import DEFAULT_LETTERS, load_alphabet
 from .run import Options, Report, explore
 from .setups import DEFAULT_SETUPS, SETUPS
@@ -92,26 +93,19 @@ class ProgressLine:
     """`explore: depth 4/5  812 k states  4,100 letters/s  0:42` on a terminal; nothing elsewhere."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty()
-        self.width = 0
+        self.line = StatusLine(stream)
 
     def __call__(self, status: dict) -> None:
-        if not self.enabled:
+        if not self.line.enabled:
             return
         tasks = status["tasks"].values()
         states = sum(t.get("states", 0) for t in tasks)
         rate = sum(t.get("rate", 0.0) for t in tasks if not t.get("finished"))
         depth = min((t.get("depth", 0) for t in tasks), default=0)
-        text = f"explore: {status['done']}/{status['total']} searches, depth {depth}, {states:,} states, {rate:,.0f} letters/s, {int(status['seconds'])} s"
-        self.stream.write("\r" + text.ljust(self.width))
-        self.width = max(self.width, len(text))
-        self.stream.flush()
+        self.line.show(f"explore: {status['done']}/{status['total']} searches, depth {depth}, {states:,} states, {rate:,.0f} letters/s, {int(status['seconds'])} s")
 
     def finish(self) -> None:
-        if self.enabled and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
+        self.line.clear()
 
 
 def format_report(report: Report) -> str:
