@@ -147,7 +147,7 @@ def test_check_scenario_reports_every_error():
     assert sc is None
     assert [str(e) for e in errors] == [
         "many.toml:3: colour: unknown key (expected one of: bookmark, breakpoint, defaults, description, "
-        "duration, expect, explain, format, handler, host, mode, name, script, seed, variant, vcpu, vcpus, workload)",
+        "duration, expect, explain, format, handler, host, max_events, mode, name, script, seed, variant, vcpu, vcpus, workload)",
         "many.toml:2: vcpus: an integer (got the string 'x')",
         "many.toml:5: defaults.x2apic: true or false (got an integer)",
     ]
